@@ -1,0 +1,159 @@
+"""Ground floor of swerepair: the sandbox protocol and the plain record types.
+
+Everything here is importable by every other package (`envs`, `agents`, `rewards`, `trainers`)
+without creating an import cycle, and imports nothing heavier than the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "ExecResult",
+    "Sandbox",
+    "SandboxError",
+    "Task",
+    "cache_root",
+]
+
+
+def cache_root() -> Path:
+    """Directory for swerepair's caches: ``$SWEREPAIR_CACHE``, else ``$XDG_CACHE_HOME/swerepair``
+    (``~/.cache/swerepair``). Checkouts, converted models and the restricted bin live there."""
+    explicit = os.environ.get("SWEREPAIR_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(xdg) / "swerepair"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the command run inside it).
+
+    Raised when a workspace cannot be prepared, the isolation layer (bwrap) cannot start, or the
+    sandbox was already closed. The environment turns it into a *failed* episode, never into a
+    zero reward: the agent did nothing wrong.
+    """
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What running one command in a sandbox produced.
+
+    Attributes:
+        output: stdout and stderr interleaved as the command wrote them, decoded as UTF-8 with
+            replacement characters for invalid bytes, cut at the sandbox's capture limit.
+        exit_code: the command's exit status; negative for death by signal (-9: killed), as in
+            `subprocess`. When `timed_out` is true the value is whatever the kill produced.
+        timed_out: the command ran past its timeout and its whole process tree was killed.
+        truncated: `output` holds only the first part of what the command wrote.
+        duration_s: wall-clock seconds from start to the end of the process tree.
+        output_bytes: how many bytes the command wrote in total (before any truncation).
+    """
+
+    output: str
+    exit_code: int
+    timed_out: bool = False
+    truncated: bool = False
+    duration_s: float = 0.0
+    output_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0 within its timeout."""
+        return self.exit_code == 0 and not self.timed_out
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """An isolated checkout of one repository at one commit, in which commands run.
+
+    `workdir` is the absolute path of the repository as commands inside the sandbox see it.
+    Relative paths given to `read_file`/`write_file` are relative to it; paths that resolve
+    outside it (through `..` or symlinks) raise `ValueError`.
+    """
+
+    workdir: str
+
+    def run(
+        self,
+        cmd: str,
+        timeout: float,
+        *,
+        restricted: bool = False,
+        stdin: str | None = None,
+    ) -> ExecResult:
+        """Run `cmd` with bash in `workdir`, killing its whole process tree after `timeout` s.
+
+        With `restricted=True` the command runs in `bash -r` with a PATH that holds only the
+        programs the sandbox allows the agent (see `swerepair.envs.sandbox.rbin`).
+        Raises `SandboxError` only when the sandbox itself is broken.
+        """
+        ...
+
+    def read_file(self, path: str) -> str:
+        """Return the text of a workspace file (UTF-8, invalid bytes replaced)."""
+        ...
+
+    def write_file(self, path: str, text: str) -> None:
+        """Create or overwrite a workspace file, creating parent directories."""
+        ...
+
+    def diff(self) -> str:
+        """`git diff` of the whole workspace (untracked files included) against the base commit."""
+        ...
+
+    def close(self) -> None:
+        """Remove everything the sandbox created. Safe to call twice."""
+        ...
+
+
+@dataclass(frozen=True)
+class Task:
+    """One repair task, with the field names of the SWE-bench datasets.
+
+    Attributes:
+        instance_id: unique name of the task, e.g. ``"swerepair__intervals-1"``.
+        repo: the repository as ``owner/name``.
+        base_commit: the commit the agent starts from (the bug is present there).
+        problem_statement: the issue text the agent is given.
+        patch: the gold patch (``git diff`` of the non-test files that fixes the bug).
+        test_patch: the ``git diff`` adding or changing the tests that expose the bug.
+        FAIL_TO_PASS: test ids that fail at `base_commit` and pass once `patch` is applied.
+        PASS_TO_PASS: test ids that pass both before and after `patch`.
+        repo_source: where the repository's git objects come from: a local git checkout or a
+            ``.bundle`` file. ``None`` means the task set gave none (the env then refuses it).
+        extra: every other column of the source row (``version``, ``hints_text``, ...).
+    """
+
+    instance_id: str
+    repo: str
+    base_commit: str
+    problem_statement: str
+    patch: str
+    test_patch: str
+    FAIL_TO_PASS: tuple[str, ...]
+    PASS_TO_PASS: tuple[str, ...]
+    repo_source: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The task as a JSON-serialisable SWE-bench row (lists for the test-id columns)."""
+        row: dict[str, Any] = dict(self.extra)
+        row.update(
+            instance_id=self.instance_id,
+            repo=self.repo,
+            base_commit=self.base_commit,
+            problem_statement=self.problem_statement,
+            patch=self.patch,
+            test_patch=self.test_patch,
+            FAIL_TO_PASS=list(self.FAIL_TO_PASS),
+            PASS_TO_PASS=list(self.PASS_TO_PASS),
+        )
+        if self.repo_source is not None:
+            row["repo_source"] = self.repo_source
+        return row

@@ -1,0 +1,417 @@
+"""`SweRepairEnv`: one bug-repair episode per reset, one assistant turn per step.
+
+Observation: the conversation so far as OpenAI-style chat messages (see `ConversationSpace`).
+Action: one assistant turn, as raw completion text or an assistant message dict.
+Reward: 0 on every step but the last; on the last, the configured reward of the final patch.
+
+See docs/env.md for every field of `info`, the budgets and how to plug in a scaffold.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium as gym
+from swerepair.agents.parsing import ToolCall, ToolCallError, tool_call_from_openai
+from swerepair.agents.scaffold import Scaffold, nano_agent
+from swerepair.agents.tools import ToolContext, ToolError, check_arguments
+from swerepair.core import Sandbox, SandboxError, Task
+from swerepair.envs.sandbox import SandboxConfig, make_sandbox, resolve_kind
+from swerepair.envs.spaces import AssistantTurnSpace, ConversationSpace
+from swerepair.envs.tasks import TaskSource, load_tasks
+from swerepair.rewards import REWARDS, RewardFn, resolve_reward
+
+__all__ = ["Budgets", "SweRepairEnv", "estimate_tokens"]
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+SandboxFactory = Callable[[Task], Sandbox]
+
+#: Characters per token assumed by `estimate_tokens` (BPE vocabularies of Qwen/Llama class
+#: average 3.3-4 characters per token on code and English).
+CHARS_PER_TOKEN = 3.5
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """Rough token count of a conversation: characters / 3.5, plus 6 per message for the chat
+    template's role markers. Replace it with a real count through ``token_counter=``."""
+    chars = 0
+    for m in messages:
+        chars += len(m.get("content") or "")
+        for call in m.get("tool_calls", ()):
+            chars += len(json.dumps(call["function"]))
+    return int(chars / CHARS_PER_TOKEN) + 6 * len(messages)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """When an episode is cut short (``truncated=True``).
+
+    Attributes:
+        max_steps: tool calls (well-formed or not) plus turns without any call.
+        max_context_tokens: the conversation's size, by `token_counter`.
+        max_wall_s: seconds since reset.
+        warn_steps: from this many steps left on, tool output carries a budget warning.
+        warn_context_fraction: the same, once the context is this full.
+    """
+
+    max_steps: int = 30
+    max_context_tokens: int = 8192
+    max_wall_s: float = 1800.0
+    warn_steps: int = 3
+    warn_context_fraction: float = 0.85
+
+
+@dataclass
+class _Episode:
+    task: Task
+    messages: list[Message]
+    sandbox: Sandbox | None
+    started: float
+    failure: str | None = None
+    steps: int = 0
+    turns: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
+    errors: int = 0
+    malformed: int = 0
+    timeouts: int = 0
+    done: bool = False
+
+
+class SweRepairEnv(gym.Env[list[Message], Any]):
+    """Repository-level bug repair as a Gymnasium environment.
+
+    Args:
+        tasks: a task set: ``"bundled"``, a task file, a ``datasets.Dataset`` or a list of tasks.
+        sandbox: ``"auto"`` (bubblewrap where it works, else local), ``"bubblewrap"``,
+            ``"local"``, or a callable ``task -> Sandbox``.
+        scaffold: the agent's prompt, tools and parser (default: the nano-agent).
+        reward: a name from `swerepair.rewards.REWARDS` or a callable ``(patch, task) -> float``.
+            The default, ``functional_similarity``, scores the gold patch exactly 1.
+        budgets: step, context and wall-clock budgets.
+        tool_timeout_s: wall-clock limit of one tool command.
+        max_output_chars: tool output beyond this many characters is cut (head and tail kept).
+        token_counter: counts a conversation's tokens for the context budget
+            (default: `estimate_tokens`).
+        sandbox_config: resource limits and interpreter for the built-in sandboxes.
+        repos: where task repositories live, as for `load_tasks`.
+        render_mode: ``"ansi"`` makes `render()` return the transcript as text.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        tasks: TaskSource = "bundled",
+        *,
+        sandbox: str | SandboxFactory = "auto",
+        scaffold: Scaffold | None = None,
+        reward: str | RewardFn = "functional_similarity",
+        budgets: Budgets | None = None,
+        tool_timeout_s: float = 30.0,
+        max_output_chars: int = 8000,
+        token_counter: Callable[[Sequence[Message]], int] | None = None,
+        sandbox_config: SandboxConfig | None = None,
+        repos: Any = None,
+        render_mode: str | None = None,
+        **budget_overrides: Any,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.tasks: list[Task] = (
+            list(tasks)
+            if isinstance(tasks, list) and all(isinstance(t, Task) for t in tasks)
+            else load_tasks(tasks, repos=repos)
+        )
+        if not self.tasks:
+            raise ValueError("the task set is empty")
+        self._by_id = {t.instance_id: t for t in self.tasks}
+        self.scaffold = scaffold or nano_agent()
+        self.reward_name, self.reward_fn = resolve_reward(reward)
+        unknown = set(budget_overrides) - set(Budgets.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown argument(s) {sorted(unknown)}")
+        self.budgets = Budgets(**{**(budgets or Budgets()).__dict__, **budget_overrides})
+        self.tool_ctx = ToolContext(timeout_s=tool_timeout_s, max_output_chars=max_output_chars)
+        self.token_counter = token_counter or estimate_tokens
+        self.sandbox_config = sandbox_config or SandboxConfig()
+        if callable(sandbox):
+            self.sandbox_kind, self._factory = getattr(sandbox, "__name__", "custom"), sandbox
+        else:
+            kind = resolve_kind(sandbox)
+            self.sandbox_kind = kind
+            self._factory = lambda task: make_sandbox(kind, task, self.sandbox_config)
+        self.observation_space = ConversationSpace()
+        self.action_space = AssistantTurnSpace()
+        self._ep: _Episode | None = None
+
+    # -- reset -----------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[list[Message], dict[str, Any]]:
+        """Start an episode on ``options["task_id"]``, or on a task drawn with the seeded RNG.
+
+        Returns the conversation so far (system message, then the issue as a user message)
+        and ``info`` with ``task_id``, ``repo``, ``tools`` (OpenAI function schemas),
+        ``scaffold``, ``sandbox`` and ``failed`` (True if the workspace could not be made;
+        the first step then ends the episode as failed).
+        """
+        super().reset(seed=seed)
+        self._close_episode()
+        options = options or {}
+        task_id = options.get("task_id")
+        if task_id is not None:
+            if task_id not in self._by_id:
+                raise KeyError(f"unknown task_id {task_id!r}")
+            task = self._by_id[task_id]
+        else:
+            task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        sandbox: Sandbox | None = None
+        failure = None
+        try:
+            sandbox = self._factory(task)
+        except SandboxError as exc:
+            failure = f"sandbox: {exc}"
+            log.error("task %s: could not create the sandbox: %s", task.instance_id, exc)
+        workdir = sandbox.workdir if sandbox is not None else "/workspace"
+        messages: list[Message] = [
+            {"role": "system", "content": self.scaffold.render_system(workdir)},
+            {"role": "user", "content": task.problem_statement},
+        ]
+        self._ep = _Episode(task, messages, sandbox, time.monotonic(), failure=failure)
+        info = {
+            "task_id": task.instance_id,
+            "repo": task.repo,
+            "tools": self.scaffold.tool_schemas(),
+            "scaffold": self.scaffold.name,
+            "sandbox": self.sandbox_kind,
+            "failed": failure is not None,
+        }
+        return copy.deepcopy(messages), info
+
+    # -- step ------------------------------------------------------------------------------
+    def step(self, action: Any) -> tuple[list[Message], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Run one assistant turn. See the module docstring and docs/env.md for the fields."""
+        ep = self._ep
+        if ep is None or ep.done:
+            raise RuntimeError("the episode is over (or never started): call reset()")
+        ep.turns += 1
+        if ep.failure is not None:
+            return self._finish(ep, terminated=False, exit_reason="sandbox_error")
+        content, calls, errors = self._decode_action(action, ep.turns)
+        message: Message = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = [c.to_openai() for c in calls]
+        ep.messages.append(message)
+        try:
+            for k, err in enumerate(errors):
+                ep.steps += 1
+                ep.malformed += 1
+                self._tool_message(
+                    ep,
+                    f"invalid_{ep.turns}_{k}",
+                    "invalid_tool_call",
+                    f"Error: could not parse your tool call: {err.message}",
+                )
+            for call in calls:
+                if ep.steps >= self.budgets.max_steps:
+                    self._tool_message(ep, call.id, call.name, "Not executed: the step budget is exhausted.")
+                    continue
+                ep.steps += 1
+                self._tool_message(ep, call.id, call.name, self._run_tool(ep, call))
+            if not calls and not errors:
+                ep.steps += 1
+                if self._diff(ep).strip():
+                    return self._finish(ep, terminated=True, exit_reason="agent_stopped")
+                ep.messages.append({"role": "user", "content": self.scaffold.nudge})
+        except SandboxError as exc:
+            log.error("task %s: sandbox failed: %s", ep.task.instance_id, exc)
+            ep.failure = f"sandbox: {exc}"
+            return self._finish(ep, terminated=False, exit_reason="sandbox_error")
+        reason = self._budget_exceeded(ep)
+        if reason is not None:
+            return self._finish(ep, terminated=False, exit_reason=reason)
+        self._add_budget_warning(ep)
+        return copy.deepcopy(ep.messages), 0.0, False, False, self._step_info(ep)
+
+    def _decode_action(self, action: Any, turn: int) -> tuple[str, list[ToolCall], list[ToolCallError]]:
+        prefix = f"call_{turn}"
+        if isinstance(action, str):
+            parsed = self.scaffold.parser.parse(action, call_id_prefix=prefix)
+            return parsed.content, list(parsed.tool_calls), list(parsed.errors)
+        if isinstance(action, dict) and action.get("role", "assistant") == "assistant":
+            content = action.get("content") or ""
+            if not isinstance(content, str):
+                raise TypeError("an assistant message's content must be a string or None")
+            raw_calls = action.get("tool_calls") or []
+            if not isinstance(raw_calls, list):
+                raise TypeError("an assistant message's tool_calls must be a list")
+            calls: list[ToolCall] = []
+            errors: list[ToolCallError] = []
+            for k, entry in enumerate(raw_calls):
+                try:
+                    calls.append(tool_call_from_openai(entry, f"{prefix}_{k}"))
+                except ValueError as exc:
+                    errors.append(ToolCallError(json.dumps(entry, default=str)[:500], str(exc)))
+            return content, calls, errors
+        raise TypeError(
+            "an action is one assistant turn: completion text (str) or "
+            f"{{'role': 'assistant', 'content': ..., 'tool_calls': [...]}}; got {type(action).__name__}"
+        )
+
+    def _run_tool(self, ep: _Episode, call: ToolCall) -> str:
+        tool = self.scaffold.tools.get(call.name)
+        if tool is None:
+            ep.errors += 1
+            return f"Error: unknown tool '{call.name}'. Available tools: {', '.join(self.scaffold.tools)}."
+        ep.calls[call.name] += 1
+        assert ep.sandbox is not None
+        try:
+            check_arguments(tool, call.arguments)
+            output = tool.fn(ep.sandbox, self.tool_ctx, call.arguments)
+        except ToolError as exc:
+            ep.errors += 1
+            return f"Error: {exc}"
+        except SandboxError:
+            raise
+        except Exception as exc:  # a bug in a tool must not kill training
+            log.exception("tool %s raised", call.name)
+            ep.errors += 1
+            return f"Error: the tool '{call.name}' failed internally: {type(exc).__name__}: {exc}"
+        if "[command timed out after" in output:
+            ep.timeouts += 1
+        return output
+
+    def _tool_message(self, ep: _Episode, call_id: str, name: str, content: str) -> None:
+        ep.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
+
+    def _diff(self, ep: _Episode) -> str:
+        assert ep.sandbox is not None
+        return ep.sandbox.diff()
+
+    # -- budgets ---------------------------------------------------------------------------
+    def _budget_exceeded(self, ep: _Episode) -> str | None:
+        b = self.budgets
+        if ep.steps >= b.max_steps:
+            return "step_budget"
+        if self.token_counter(ep.messages) >= b.max_context_tokens:
+            return "context_budget"
+        if time.monotonic() - ep.started >= b.max_wall_s:
+            return "time_budget"
+        return None
+
+    def _add_budget_warning(self, ep: _Episode) -> None:
+        b = self.budgets
+        notes = []
+        left = b.max_steps - ep.steps
+        if left <= b.warn_steps:
+            notes.append(f"{left} tool call{'s' if left != 1 else ''} left")
+        used = self.token_counter(ep.messages)
+        if used >= b.warn_context_fraction * b.max_context_tokens:
+            notes.append(f"context {used}/{b.max_context_tokens} tokens used")
+        if notes:
+            last = ep.messages[-1]
+            last["content"] = f"{last['content']}\n[budget warning: {'; '.join(notes)}. Finish your fix now.]"
+
+    # -- the end -----------------------------------------------------------------------------
+    def _tool_stats(self, ep: _Episode) -> dict[str, Any]:
+        return {
+            "calls": dict(ep.calls),
+            "errors": ep.errors,
+            "malformed": ep.malformed,
+            "timeouts": ep.timeouts,
+            "steps": ep.steps,
+            "turns": ep.turns,
+        }
+
+    def _step_info(self, ep: _Episode) -> dict[str, Any]:
+        return {"task_id": ep.task.instance_id, "tool_stats": self._tool_stats(ep)}
+
+    def _finish(
+        self, ep: _Episode, *, terminated: bool, exit_reason: str
+    ) -> tuple[list[Message], float, bool, bool, dict[str, Any]]:
+        ep.done = True
+        patch = ""
+        if ep.failure is None:
+            try:
+                patch = self._diff(ep)
+            except SandboxError as exc:
+                ep.failure = f"sandbox: {exc}"
+                exit_reason, terminated = "sandbox_error", False
+        failed = ep.failure is not None
+        components: dict[str, float] = {}
+        reward = 0.0
+        if not failed:
+            components = {name: float(fn(patch, ep.task)) for name, fn in REWARDS.items()}
+            reward = components.get(self.reward_name)
+            if reward is None:
+                reward = float(self.reward_fn(patch, ep.task))
+                components[self.reward_name] = reward
+        info = self._step_info(ep) | {
+            "patch": patch,
+            "reward_components": components,
+            "exit_reason": exit_reason,
+            "failed": failed,
+            "failure": ep.failure,
+            "elapsed_s": time.monotonic() - ep.started,
+            "context_tokens": self.token_counter(ep.messages),
+        }
+        self._release_sandbox(ep)
+        return copy.deepcopy(ep.messages), reward, terminated, not terminated, info
+
+    def _release_sandbox(self, ep: _Episode) -> None:
+        if ep.sandbox is not None:
+            try:
+                ep.sandbox.close()
+            except Exception:  # closing must never mask the episode's result
+                log.exception("closing the sandbox failed")
+            ep.sandbox = None
+
+    def _close_episode(self) -> None:
+        if self._ep is not None:
+            self._release_sandbox(self._ep)
+            self._ep = None
+
+    # -- gymnasium API -----------------------------------------------------------------------
+    @property
+    def task(self) -> Task | None:
+        """The current episode's task."""
+        return self._ep.task if self._ep is not None else None
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        """The current episode's sandbox (``None`` once the episode ended)."""
+        return self._ep.sandbox if self._ep is not None else None
+
+    def render(self) -> str | None:
+        """With ``render_mode="ansi"``: the transcript so far as plain text."""
+        if self.render_mode != "ansi" or self._ep is None:
+            return None
+        return render_transcript(self._ep.messages)
+
+    def close(self) -> None:
+        """Remove the current episode's workspace. Safe to call more than once."""
+        self._close_episode()
+        super().close()
+
+
+def render_transcript(messages: Sequence[Message]) -> str:
+    """A readable transcript: one block per message, tool calls shown as name(arguments)."""
+    blocks = []
+    for m in messages:
+        head = f"[{m['role']}{' ' + m['name'] if m.get('name') else ''}]"
+        body = m.get("content") or ""
+        for call in m.get("tool_calls", ()):
+            fn = call["function"]
+            body += f"\n-> {fn['name']}({fn['arguments']})"
+        blocks.append(f"{head}\n{body.strip()}")
+    return "\n\n".join(blocks) + "\n"

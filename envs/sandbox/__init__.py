@@ -1,0 +1,60 @@
+"""Sandboxes: where the agent's commands run. See `bubblewrap` and `local` for what each isolates.
+
+`make_sandbox(kind, task)` prepares a fresh workspace for `task` (a copy of the cached checkout
+at its base commit) and returns a sandbox over it. `kind` is ``"bubblewrap"``, ``"local"`` or
+``"auto"`` (bubblewrap where it works, else local with a loud warning).
+"""
+
+from __future__ import annotations
+
+from swerepair.core import ExecResult, Sandbox, SandboxError, Task
+from swerepair.envs.sandbox.base import SandboxConfig, WorkspaceSandbox
+from swerepair.envs.sandbox.bubblewrap import BubblewrapSandbox, bwrap_available
+from swerepair.envs.sandbox.local import LocalSandbox, LocalSandboxWarning
+from swerepair.envs.sandbox.process import ResourceLimits
+from swerepair.envs.sandbox.workspace import new_workspace, prepare_checkout
+
+__all__ = [
+    "SANDBOX_KINDS",
+    "BubblewrapSandbox",
+    "ExecResult",
+    "LocalSandbox",
+    "LocalSandboxWarning",
+    "ResourceLimits",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxError",
+    "WorkspaceSandbox",
+    "bwrap_available",
+    "make_sandbox",
+    "resolve_kind",
+]
+
+SANDBOX_KINDS = ("auto", "bubblewrap", "local")
+
+
+def resolve_kind(kind: str) -> str:
+    """Turn ``"auto"`` into the sandbox that will actually be used; validate the others."""
+    if kind not in SANDBOX_KINDS:
+        raise ValueError(f"unknown sandbox {kind!r}; choose one of {SANDBOX_KINDS}")
+    if kind == "auto":
+        return "bubblewrap" if bwrap_available() else "local"
+    return kind
+
+
+def make_sandbox(kind: str, task: Task, config: SandboxConfig | None = None) -> WorkspaceSandbox:
+    """A new sandbox with a fresh workspace of `task.repo` at `task.base_commit`."""
+    config = config or SandboxConfig()
+    kind = resolve_kind(kind)
+    if kind == "bubblewrap" and not bwrap_available():
+        raise SandboxError("bubblewrap cannot create namespaces here; use sandbox='local'")
+    checkout = prepare_checkout(task)
+    episode_dir, repo_dir = new_workspace(checkout, parent=config.tmp_dir)
+    cls = BubblewrapSandbox if kind == "bubblewrap" else LocalSandbox
+    try:
+        return cls(episode_dir, repo_dir, task.base_commit, config)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(episode_dir, ignore_errors=True)
+        raise

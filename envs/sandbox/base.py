@@ -1,0 +1,180 @@
+"""What the bubblewrap and local sandboxes share: file access, the diff, settings and cleanup.
+
+A subclass only says how one command is launched (`_launch`); everything else (workspace
+paths, reading and writing files, the patch, closing) is here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import sys
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from swerepair.core import ExecResult, SandboxError
+from swerepair.envs.sandbox.process import ResourceLimits
+from swerepair.envs.sandbox.rbin import DEFAULT_PROGRAMS, build_rbin
+
+__all__ = ["SandboxConfig", "WorkspaceSandbox"]
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Settings shared by the built-in sandboxes.
+
+    Attributes:
+        limits: per-command resource limits.
+        python: interpreter behind `python`/`pytest` in the sandbox (default: the running one,
+            which has pytest installed as a swerepair dependency).
+        programs: programs the restricted shell may call besides git, sed, python and pytest.
+        tmp_dir: where episode workspaces are created (default: the system temp directory).
+    """
+
+    limits: ResourceLimits = field(default_factory=ResourceLimits)
+    python: str = field(default_factory=lambda: sys.executable)
+    programs: tuple[str, ...] = DEFAULT_PROGRAMS
+    tmp_dir: str | None = None
+
+
+def _base_env(home: str) -> dict[str, str]:
+    return {
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TERM": "dumb",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_PAGER": "cat",
+        "PAGER": "cat",
+    }
+
+
+class WorkspaceSandbox(ABC):
+    """A sandbox over a host directory holding the episode's copy of the repository."""
+
+    #: path of the repository as commands inside the sandbox see it
+    workdir: str
+
+    def __init__(
+        self,
+        episode_dir: Path,
+        repo_dir: Path,
+        base_commit: str,
+        config: SandboxConfig,
+    ) -> None:
+        self.episode_dir = episode_dir
+        self.host_repo = repo_dir
+        self.base_commit = base_commit
+        self.config = config
+        self.rbin = build_rbin(config.programs, python=config.python)
+        self._closed = False
+
+    # -- launching -------------------------------------------------------------------------
+    @abstractmethod
+    def _launch(self, inner: list[str], env: dict[str, str], timeout: float, stdin: str | None) -> ExecResult:
+        """Run the argv `inner` in `workdir` with environment `env`, isolated as this sandbox is."""
+
+    def _python_path(self) -> str:
+        return f"{Path(self.config.python).parent}:/usr/local/bin:/usr/bin:/bin"
+
+    def run(
+        self,
+        cmd: str,
+        timeout: float,
+        *,
+        restricted: bool = False,
+        stdin: str | None = None,
+    ) -> ExecResult:
+        """See `swerepair.core.Sandbox.run`."""
+        if self._closed:
+            raise SandboxError("sandbox is closed")
+        if restricted:
+            env = _base_env(self.workdir) | {"PATH": self.rbin_path, "SHELL": "/bin/bash"}
+            inner = ["/bin/bash", "--noprofile", "--norc", "-r", "-c", cmd]
+        else:
+            env = _base_env("/tmp") | {"PATH": self._python_path()}
+            inner = ["/bin/bash", "--noprofile", "--norc", "-c", cmd]
+        return self._launch(inner, env, timeout, stdin)
+
+    @property
+    def rbin_path(self) -> str:
+        """PATH of the restricted shell as commands inside the sandbox see it."""
+        return str(self.rbin)
+
+    # -- files -----------------------------------------------------------------------------
+    def host_path(self, path: str) -> Path:
+        """Map a workspace path (relative, or absolute under `workdir`) to the host file.
+
+        Raises `ValueError` for paths that leave the workspace, directly, through `..` or
+        through a symlink, and for paths inside `.git`.
+        """
+        if not path or "\x00" in path:
+            raise ValueError("empty or invalid path")
+        rel = path
+        if os.path.isabs(rel):
+            prefix = self.workdir.rstrip("/") + "/"
+            if not rel.startswith(prefix):
+                raise ValueError(f"{path}: outside the workspace {self.workdir}")
+            rel = rel[len(prefix) :]
+        root = os.path.realpath(self.host_repo)
+        target = os.path.realpath(os.path.join(root, rel))
+        if os.path.commonpath([root, target]) != root:
+            raise ValueError(f"{path}: resolves outside the workspace")
+        inside = os.path.relpath(target, root)
+        if inside == ".git" or inside.startswith(".git" + os.sep):
+            raise ValueError(f"{path}: the .git directory is off limits")
+        return Path(target)
+
+    def read_file(self, path: str) -> str:
+        """See `swerepair.core.Sandbox.read_file`."""
+        return self.host_path(path).read_bytes().decode("utf-8", errors="replace")
+
+    def write_file(self, path: str, text: str) -> None:
+        """See `swerepair.core.Sandbox.write_file`."""
+        target = self.host_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8", newline="")
+
+    # -- patch -----------------------------------------------------------------------------
+    def diff(self) -> str:
+        """`git diff` against the base commit, untracked files included, without touching the
+        workspace: a throwaway index and object directory take git's writes."""
+        base = shlex.quote(self.base_commit)
+        script = (
+            "set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; "
+            'cp .git/index "$t/index"; mkdir "$t/objects"; '
+            'export GIT_INDEX_FILE="$t/index" GIT_OBJECT_DIRECTORY="$t/objects" '
+            'GIT_ALTERNATE_OBJECT_DIRECTORIES="$PWD/.git/objects"; '
+            "g='git -c safe.directory=* -c core.autocrlf=false -c core.quotepath=false'; "
+            "$g add -A; "
+            f"$g diff --cached --no-color --no-ext-diff --no-renames {base}"
+        )
+        result = self.run(script, timeout=60.0)
+        if not result.ok:
+            raise SandboxError(f"git diff failed (exit {result.exit_code}): {result.output[-2000:]}")
+        if result.truncated:
+            raise SandboxError("the patch is larger than the sandbox's output limit")
+        return result.output
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        """See `swerepair.core.Sandbox.close`."""
+        if self._closed:
+            return
+        self._closed = True
+        shutil.rmtree(self.episode_dir, ignore_errors=True)
+
+    def __enter__(self) -> WorkspaceSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # last resort; close() is the contract
+        with contextlib.suppress(Exception):
+            self.close()

@@ -1,0 +1,157 @@
+"""Run one process tree with a timeout, a capture limit and resource limits.
+
+Shared by every sandbox. The command's stdout and stderr go to one pipe; the first
+`max_output_bytes` bytes are kept, the rest is counted and discarded, so a command that prints
+gigabytes costs no memory. On timeout the whole process group is killed with SIGKILL; after a
+normal exit the group is killed too, so background jobs do not outlive the call (within the
+limits of process groups: a program that calls `setsid` escapes a group, which is why the
+bubblewrap sandbox also uses a PID namespace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from swerepair.core import ExecResult
+
+__all__ = ["ResourceLimits", "prlimit_prefix", "run_process"]
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Per-command resource limits (setrlimit), applied to every process the command starts.
+
+    Attributes:
+        cpu_seconds: CPU time per process; `None` derives it from the command's timeout.
+        address_space_bytes: virtual memory per process (RLIMIT_AS).
+        file_size_bytes: largest file a process may write (RLIMIT_FSIZE).
+        open_files: open file descriptors per process (RLIMIT_NOFILE).
+        max_output_bytes: how much of the command's output is kept; the rest is counted only.
+    """
+
+    cpu_seconds: int | None = None
+    address_space_bytes: int = 4 << 30
+    file_size_bytes: int = 256 << 20
+    open_files: int = 1024
+    max_output_bytes: int = 1 << 20
+
+
+def prlimit_prefix(limits: ResourceLimits, timeout: float) -> list[str]:
+    """argv prefix that applies `limits` with util-linux `prlimit` (empty if it is missing).
+
+    `prlimit` is used instead of a `preexec_fn` because `preexec_fn` is unsafe in threaded
+    programs (rollout workers often are).
+    """
+    exe = shutil.which("prlimit", path="/usr/bin:/bin")
+    if exe is None:
+        return []
+    cpu = limits.cpu_seconds if limits.cpu_seconds is not None else int(timeout) + 5
+    return [
+        exe,
+        f"--cpu={cpu}",
+        f"--as={limits.address_space_bytes}",
+        f"--fsize={limits.file_size_bytes}",
+        f"--nofile={limits.open_files}",
+        "--",
+    ]
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    stdin: str | None = None,
+    max_output_bytes: int = 1 << 20,
+    pass_fds: Sequence[int] = (),
+) -> ExecResult:
+    """Run `argv` in a new session and return what it printed and how it ended.
+
+    Raises `OSError` only if the program cannot be started at all.
+    """
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,
+        pass_fds=tuple(pass_fds),
+    )
+    if stdin is not None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(stdin.encode("utf-8"))
+        except BrokenPipeError:
+            pass
+        finally:
+            proc.stdin.close()
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    kept = bytearray()
+    total = 0
+    timed_out = False
+    deadline = start + timeout
+    exit_seen_at: float | None = None
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            now = time.monotonic()
+            if exit_seen_at is None and proc.poll() is not None:
+                # The main process is gone: kill leftovers that may hold the pipe open,
+                # then drain what is already buffered.
+                _kill_group(proc)
+                exit_seen_at = now
+            if exit_seen_at is not None and now - exit_seen_at > 2.0:
+                break
+            if exit_seen_at is None and now >= deadline:
+                timed_out = True
+                _kill_group(proc)
+                exit_seen_at = now
+            wait = 0.05 if exit_seen_at is None else 0.01
+            if not sel.select(min(wait, max(deadline - now, 0.0) + 0.01)):
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            total += len(chunk)
+            room = max_output_bytes - len(kept)
+            if room > 0:
+                kept += chunk[:room]
+    proc.stdout.close()
+    if proc.poll() is None:
+        # The output pipe closed but the process runs on: wait out the rest of its time.
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    _kill_group(proc)
+    exit_code = proc.wait()
+    return ExecResult(
+        output=bytes(kept).decode("utf-8", errors="replace"),
+        exit_code=exit_code,
+        timed_out=timed_out,
+        truncated=total > len(kept),
+        duration_s=time.monotonic() - start,
+        output_bytes=total,
+    )

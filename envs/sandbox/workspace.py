@@ -1,0 +1,125 @@
+"""Workspaces: a pristine checkout per (repository, base commit), copied for each episode.
+
+The first time a (repo, base_commit) pair is needed, its repository source (a local git
+checkout or a ``.bundle`` file) is fetched into a fresh git repository in the cache
+(``$SWEREPAIR_CACHE`` or ``~/.cache/swerepair``), the base commit is checked out on a branch
+``main``, every other ref and reflog is dropped and unreachable objects are pruned, so that no
+later commit (the fix, say) can be recovered from the agent's ``.git``. This costs a few hundred
+milliseconds once per task per machine and is guarded by a file lock, so parallel workers
+share it.
+
+Each episode then gets a plain copy of that checkout in a temporary directory: constant time
+per episode (a few milliseconds for the bundled repositories), never slower as episodes
+accumulate, and deleted on close. Debian 12's bubblewrap (0.8) has no overlay mounts, so a copy
+is the portable choice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from swerepair.core import SandboxError, Task, cache_root
+
+__all__ = ["GIT_ENV", "git", "new_workspace", "prepare_checkout"]
+
+#: Environment for the git commands the infrastructure runs (never the agent's).
+GIT_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": tempfile.gettempdir(),
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+    "LANG": "C.UTF-8",
+    "GIT_AUTHOR_NAME": "swerepair",
+    "GIT_AUTHOR_EMAIL": "swerepair@localhost",
+    "GIT_COMMITTER_NAME": "swerepair",
+    "GIT_COMMITTER_EMAIL": "swerepair@localhost",
+}
+
+
+def git(repo: Path | str, *args: str, timeout: float = 120.0) -> str:
+    """Run a git command for the infrastructure; raise `SandboxError` with its output on failure."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(repo), "-c", "safe.directory=*", *args],
+            env=GIT_ENV,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxError(f"git {' '.join(args)}: {exc}") from exc
+    if proc.returncode != 0:
+        raise SandboxError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "__", text).strip("_") or "repo"
+
+
+def prepare_checkout(task: Task, cache_dir: Path | None = None) -> Path:
+    """Return the cached pristine checkout of `task.repo` at `task.base_commit`, creating it once."""
+    if task.repo_source is None:
+        raise SandboxError(
+            f"task {task.instance_id}: no repository source; pass repos=... to load_tasks or set "
+            "'repo_source' in the task row"
+        )
+    source = Path(task.repo_source)
+    if not source.exists():
+        raise SandboxError(f"task {task.instance_id}: repository source {source} does not exist")
+    if not re.fullmatch(r"[0-9a-fA-F]{7,64}", task.base_commit):
+        raise SandboxError(f"task {task.instance_id}: base_commit {task.base_commit!r} is no sha")
+    root = (cache_dir or cache_root()) / "checkouts" / _slug(task.repo)
+    final = root / task.base_commit
+    if (final / ".git").is_dir():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{task.base_commit}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / ".git").is_dir():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=".prep-", dir=root))
+        try:
+            git(tmp, "init", "-q", "-b", "main")
+            git(tmp, "fetch", "-q", "--no-tags", str(source.resolve()), "+refs/*:refs/src/*")
+            try:
+                git(tmp, "cat-file", "-e", f"{task.base_commit}^{{commit}}")
+            except SandboxError as exc:
+                raise SandboxError(
+                    f"task {task.instance_id}: base_commit {task.base_commit} is not in {source}"
+                ) from exc
+            git(tmp, "checkout", "-q", "-f", "-B", "main", task.base_commit)
+            refs = git(tmp, "for-each-ref", "--format=%(refname)", "refs/src").split()
+            for ref in refs:
+                git(tmp, "update-ref", "-d", ref)
+            git(tmp, "reflog", "expire", "--expire=now", "--all")
+            git(tmp, "gc", "-q", "--prune=now")
+            shutil.rmtree(tmp / ".git" / "hooks", ignore_errors=True)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final
+
+
+def new_workspace(checkout: Path, parent: str | None = None) -> tuple[Path, Path]:
+    """Copy `checkout` into a new temporary directory.
+
+    Returns ``(episode_dir, repo_dir)``: the directory to delete on close, and the repository
+    copy inside it.
+    """
+    episode_dir = Path(tempfile.mkdtemp(prefix="swerepair-ep-", dir=parent))
+    repo_dir = episode_dir / "repo"
+    try:
+        shutil.copytree(checkout, repo_dir, symlinks=True)
+    except OSError as exc:
+        shutil.rmtree(episode_dir, ignore_errors=True)
+        raise SandboxError(f"cannot copy workspace from {checkout}: {exc}") from exc
+    return episode_dir, repo_dir

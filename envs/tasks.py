@@ -1,0 +1,213 @@
+"""Task sets in the SWE-bench schema: loading, validation of rows, repository sources.
+
+A task set is any of:
+
+- ``"bundled"``: the tasks that ship with swerepair (small Python projects written for it);
+- a path to a ``.jsonl``, ``.json`` (a list of rows) or ``.parquet`` file;
+- a Hugging Face ``datasets.Dataset`` (or anything iterable over row dicts);
+- a list of `Task` objects or row dicts.
+
+Required columns: ``instance_id, repo, base_commit, problem_statement, patch, test_patch,
+FAIL_TO_PASS, PASS_TO_PASS``. The last two may be lists or the JSON-encoded strings that the
+published datasets use. Other columns are kept in `Task.extra`.
+
+Where a task's repository comes from: a ``repo_source`` column (a local git checkout or a
+``.bundle`` file; relative paths are relative to the task file), or the ``repos=`` argument:
+a mapping ``{"owner/name": path}`` or a directory holding ``owner__name.bundle`` files or
+``owner__name/`` checkouts. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from swerepair.core import Task
+
+__all__ = ["REQUIRED_FIELDS", "Task", "TaskFormatError", "load_tasks", "task_from_row"]
+
+REQUIRED_FIELDS = (
+    "instance_id",
+    "repo",
+    "base_commit",
+    "problem_statement",
+    "patch",
+    "test_patch",
+    "FAIL_TO_PASS",
+    "PASS_TO_PASS",
+)
+
+TaskSource = str | Path | Iterable[Any]
+
+
+class TaskFormatError(ValueError):
+    """A task row is malformed. The message names the file and the line (or row index)."""
+
+
+def _test_ids(value: Any, column: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{column} is a string but not a JSON list: {exc.msg}") from None
+    if hasattr(value, "tolist"):  # numpy / pyarrow arrays
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{column} must be a list of test ids (strings)")
+    return tuple(value)
+
+
+def task_from_row(row: Mapping[str, Any], *, base_dir: Path | None = None) -> Task:
+    """Build a `Task` from one SWE-bench row; raise `ValueError` naming what is wrong."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"a task row must be an object, got {type(row).__name__}")
+    missing = [f for f in REQUIRED_FIELDS if f not in row or row[f] is None]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
+    for name in ("instance_id", "repo", "base_commit", "problem_statement", "patch", "test_patch"):
+        if not isinstance(row[name], str):
+            raise ValueError(f"{name} must be a string, got {type(row[name]).__name__}")
+    if not row["instance_id"].strip():
+        raise ValueError("instance_id is empty")
+    source = row.get("repo_source")
+    if source is not None:
+        if not isinstance(source, str):
+            raise ValueError("repo_source must be a string path")
+        if base_dir is not None and not Path(source).is_absolute():
+            source = str((base_dir / source).resolve())
+    extra = {k: v for k, v in row.items() if k not in REQUIRED_FIELDS and k != "repo_source"}
+    return Task(
+        instance_id=row["instance_id"],
+        repo=row["repo"],
+        base_commit=row["base_commit"],
+        problem_statement=row["problem_statement"],
+        patch=row["patch"],
+        test_patch=row["test_patch"],
+        FAIL_TO_PASS=_test_ids(row["FAIL_TO_PASS"], "FAIL_TO_PASS"),
+        PASS_TO_PASS=_test_ids(row["PASS_TO_PASS"], "PASS_TO_PASS"),
+        repo_source=source,
+        extra=extra,
+    )
+
+
+def _rows_jsonl(path: Path) -> Iterable[tuple[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{lineno}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TaskFormatError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from None
+
+
+def _rows_json(path: Path) -> Iterable[tuple[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TaskFormatError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    if isinstance(data, Mapping):
+        data = [data]
+    if not isinstance(data, list):
+        raise TaskFormatError(f"{path}: expected a list of task objects")
+    # Report the line where each row starts, found by re-decoding positions.
+    decoder = json.JSONDecoder()
+    starts: list[int] = []
+    pos = text.index("[") + 1 if text.lstrip().startswith("[") else 0
+    for _ in data:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        starts.append(text.count("\n", 0, pos) + 1)
+        try:
+            _, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            break
+    for i, row in enumerate(data):
+        where = f"{path}:{starts[i]}" if i < len(starts) else f"{path}[{i}]"
+        yield f"{where} (row {i})", row
+
+
+def _rows_parquet(path: Path) -> Iterable[tuple[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("reading Parquet task files needs pyarrow: pip install 'swerepair[data]'") from exc
+    table = pq.read_table(path)
+    for i, row in enumerate(table.to_pylist()):
+        yield f"{path}: row {i}", row
+
+
+def _bundled_path() -> Path:
+    return Path(__file__).resolve().parent / "bundled" / "data" / "tasks.jsonl"
+
+
+def _attach_repos(tasks: list[Task], repos: Mapping[str, str | Path] | str | Path | None) -> list[Task]:
+    if repos is None:
+        return tasks
+    out = []
+    for task in tasks:
+        if isinstance(repos, Mapping):
+            found = repos.get(task.repo)
+        else:
+            root = Path(repos)
+            stem = task.repo.replace("/", "__")
+            candidates = [root / f"{stem}.bundle", root / stem, root / task.repo]
+            found = next((c for c in candidates if c.exists()), None)
+        if found is not None:
+            task = Task(**{**task.__dict__, "repo_source": str(Path(found).resolve())})
+        out.append(task)
+    return out
+
+
+def load_tasks(
+    source: TaskSource = "bundled",
+    *,
+    repos: Mapping[str, str | Path] | str | Path | None = None,
+) -> list[Task]:
+    """Load a task set (see the module docstring for what `source` and `repos` may be).
+
+    Raises `TaskFormatError` naming the file and line of the first malformed row, and
+    `ValueError` for duplicate instance ids.
+
+    >>> tasks = load_tasks("bundled")
+    >>> len(tasks) >= 12 and all(t.FAIL_TO_PASS for t in tasks)
+    True
+    """
+    rows: Iterable[tuple[str, Any]]
+    base_dir: Path | None = None
+    if isinstance(source, (str, Path)):
+        path = _bundled_path() if str(source) == "bundled" else Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"task file {path} does not exist")
+        base_dir = path.resolve().parent
+        suffix = path.suffix.lower()
+        if suffix == ".jsonl":
+            rows = _rows_jsonl(path)
+        elif suffix == ".json":
+            rows = _rows_json(path)
+        elif suffix == ".parquet":
+            rows = _rows_parquet(path)
+        else:
+            raise ValueError(f"{path}: unknown task file type (use .jsonl, .json or .parquet)")
+    else:
+        rows = ((f"row {i}", row) for i, row in enumerate(source))
+    tasks: list[Task] = []
+    seen: dict[str, str] = {}
+    for where, row in rows:
+        if isinstance(row, Task):
+            task = row
+        else:
+            try:
+                task = task_from_row(row, base_dir=base_dir)
+            except ValueError as exc:
+                raise TaskFormatError(f"{where}: {exc}") from None
+        if task.instance_id in seen:
+            raise TaskFormatError(
+                f"{where}: duplicate instance_id {task.instance_id!r} (first at {seen[task.instance_id]})"
+            )
+        seen[task.instance_id] = where
+        tasks.append(task)
+    return _attach_repos(tasks, repos)
