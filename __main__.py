@@ -1,0 +1,3 @@
+from swerepair.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The ``swerepair`` command line.
+
+    swerepair tasks list      [--tasks SRC]
+    swerepair tasks validate  [--tasks SRC] [--task-id ID ...] [--sandbox KIND] [--jobs N]
+    swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
+    swerepair demo            validate the bundled tasks, then play one scripted episode
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _add_task_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", default="bundled", help="task set: 'bundled' or a .jsonl/.json/.parquet file")
+    p.add_argument("--repos", default=None, help="directory of repository bundles/checkouts for the task set")
+    p.add_argument("--sandbox", default="auto", choices=["auto", "bubblewrap", "local"])
+
+
+def _select(tasks: list[Any], ids: list[str] | None) -> list[Any]:
+    if not ids:
+        return tasks
+    by_id = {t.instance_id: t for t in tasks}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise SystemExit(f"unknown task id(s): {', '.join(missing)}")
+    return [by_id[i] for i in ids]
+
+
+def cmd_tasks_list(args: argparse.Namespace) -> int:
+    from swerepair.envs.tasks import load_tasks
+
+    for t in load_tasks(args.tasks, repos=args.repos):
+        title = t.problem_statement.strip().splitlines()[0].lstrip("# ") if t.problem_statement.strip() else ""
+        print(f"{t.instance_id:32s} {t.repo:24s} F2P={len(t.FAIL_TO_PASS):<2d} P2P={len(t.PASS_TO_PASS):<4d} {title}")
+    return 0
+
+
+def cmd_tasks_validate(args: argparse.Namespace) -> int:
+    from swerepair.envs.sandbox import make_sandbox, resolve_kind
+    from swerepair.envs.tasks import load_tasks
+    from swerepair.envs.validate import validate_tasks
+
+    tasks = _select(load_tasks(args.tasks, repos=args.repos), args.task_id)
+    kind = resolve_kind(args.sandbox)
+    print(f"validating {len(tasks)} task(s) in the {kind} sandbox", file=sys.stderr)
+    results = validate_tasks(tasks, lambda t: make_sandbox(kind, t), jobs=args.jobs, timeout=args.timeout)
+    bad = [r for r in results if not r.ok]
+    print(f"{len(results) - len(bad)}/{len(results)} tasks valid")
+    return 1 if bad else 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from swerepair.agents.scripted import gold_turns
+    from swerepair.envs.env import render_transcript
+
+    env = gym.make("SweRepair-v0", tasks=args.tasks, repos=args.repos, sandbox=args.sandbox)
+    options = {"task_id": args.task_id} if args.task_id else None
+    obs, info = env.reset(seed=args.seed, options=options)
+    task = env.unwrapped.task
+    print(f"== task {info['task_id']} ({info['repo']}), sandbox {info['sandbox']}, policy: scripted gold patch\n")
+    reward, terminated, truncated = 0.0, False, False
+    for turn in gold_turns(task.patch):
+        obs, reward, terminated, truncated, info = env.step(turn)
+        if terminated or truncated:
+            break
+    env.close()
+    print(render_transcript(obs))
+    print("== final diff\n" + info.get("patch", ""))
+    print("== reward", json.dumps({"reward": reward, **info.get("reward_components", {})}, indent=2))
+    print(f"== exit: {info.get('exit_reason')}, terminated={terminated}, truncated={truncated}")
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as fh:
+            record = {"instance_id": info["task_id"], "messages": obs, "reward": reward, "info": info}
+            fh.write(json.dumps(record, default=str) + "\n")
+        print(f"episode appended to {args.out}")
+    return 0 if terminated and not info.get("failed") else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    rc = cmd_tasks_validate(argparse.Namespace(**{**vars(args), "task_id": None}))
+    if rc != 0:
+        return rc
+    return cmd_play(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swerepair", description="RL environments for repository-level bug repair")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tasks = sub.add_parser("tasks", help="list or validate a task set")
+    tsub = tasks.add_subparsers(dest="tasks_command", required=True)
+    p = tsub.add_parser("list", help="one line per task")
+    _add_task_args(p)
+    p.set_defaults(fn=cmd_tasks_list)
+    p = tsub.add_parser("validate", help="prove each task's FAIL_TO_PASS/PASS_TO_PASS claims in the sandbox")
+    _add_task_args(p)
+    p.add_argument("--task-id", action="append", help="validate only this task (repeatable)")
+    p.add_argument("--jobs", type=int, default=2, help="tasks validated in parallel")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds for one test run")
+    p.set_defaults(fn=cmd_tasks_validate)
+
+    for name, fn, text in (
+        ("play", cmd_play, "play one episode with the scripted gold-patch policy"),
+        ("demo", cmd_demo, "validate the task set, then play one scripted episode"),
+    ):
+        p = sub.add_parser(name, help=text)
+        _add_task_args(p)
+        p.add_argument("--task-id", default=None, help="task to play (default: drawn with --seed)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--out", default=None, help="append the episode as JSON to this file")
+        if name == "demo":
+            p.add_argument("--jobs", type=int, default=2)
+            p.add_argument("--timeout", type=float, default=300.0)
+        p.set_defaults(fn=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""Task validation: prove, inside the sandbox, that each task is what it claims to be.
+
+For every task, in a fresh workspace at its base commit with the test patch applied:
+
+1. every FAIL_TO_PASS test fails and every PASS_TO_PASS test passes;
+2. after applying the gold patch, every FAIL_TO_PASS and PASS_TO_PASS test passes.
+
+``swerepair tasks validate`` runs this over a task set and prints one line per task.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from swerepair.core import Sandbox, SandboxError, Task
+from swerepair.rewards.testrun import TestRun, apply_patch_in, run_tests
+
+__all__ = ["ValidationResult", "validate_task", "validate_tasks"]
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The verdict on one task.
+
+    Attributes:
+        instance_id: the task.
+        ok: every check held.
+        problems: what did not hold, one sentence each.
+        before / after: test id -> verdict without and with the gold patch.
+        seconds: wall-clock time of the validation.
+    """
+
+    instance_id: str
+    ok: bool
+    problems: tuple[str, ...] = ()
+    before: dict[str, str] = field(default_factory=dict)
+    after: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _run(sandbox: Sandbox, task: Task, timeout: float) -> TestRun:
+    return run_tests(sandbox, [*task.FAIL_TO_PASS, *task.PASS_TO_PASS], timeout)
+
+
+def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: float = 300.0) -> ValidationResult:
+    """Validate one task in a sandbox from `make_sandbox`; never raises for a broken task."""
+    start = time.monotonic()
+    problems: list[str] = []
+    before: dict[str, str] = {}
+    after: dict[str, str] = {}
+    try:
+        sandbox = make_sandbox(task)
+    except SandboxError as exc:
+        return ValidationResult(task.instance_id, False, (f"sandbox: {exc}",), seconds=time.monotonic() - start)
+    try:
+        applied = apply_patch_in(sandbox, task.test_patch)
+        if not applied.ok:
+            problems.append(f"the test patch does not apply: {applied.output.strip()[:300]}")
+        else:
+            run = _run(sandbox, task, timeout)
+            before = dict(run.verdicts)
+            if run.infrastructure_failure:
+                problems.append(f"tests could not run before the fix: {run.result.output.strip()[-300:]}")
+            problems += [f"FAIL_TO_PASS {t} passes before the fix" for t in task.FAIL_TO_PASS if run.passed(t)]
+            problems += [
+                f"PASS_TO_PASS {t} is {run.verdicts[t]} before the fix"
+                for t in task.PASS_TO_PASS
+                if not run.passed(t)
+            ]
+            applied = apply_patch_in(sandbox, task.patch)
+            if not applied.ok:
+                problems.append(f"the gold patch does not apply: {applied.output.strip()[:300]}")
+            else:
+                run = _run(sandbox, task, timeout)
+                after = dict(run.verdicts)
+                problems += [
+                    f"{t} is {run.verdicts[t]} after the fix"
+                    for t in (*task.FAIL_TO_PASS, *task.PASS_TO_PASS)
+                    if not run.passed(t)
+                ]
+    except SandboxError as exc:
+        problems.append(f"sandbox: {exc}")
+    finally:
+        sandbox.close()
+    return ValidationResult(
+        task.instance_id, not problems, tuple(problems), before, after, time.monotonic() - start
+    )
+
+
+def validate_tasks(
+    tasks: Sequence[Task],
+    make_sandbox: Callable[[Task], Sandbox],
+    *,
+    jobs: int = 1,
+    timeout: float = 300.0,
+    out: TextIO | None = sys.stderr,
+) -> list[ValidationResult]:
+    """Validate `tasks` with `jobs` in parallel, printing ``[i/n] id ok|FAIL (s)`` as each ends."""
+    results: list[ValidationResult] = []
+
+    def one(task: Task) -> ValidationResult:
+        return validate_task(task, make_sandbox, timeout)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for res in pool.map(one, tasks):
+            results.append(res)
+            if out is not None:
+                status = "ok" if res.ok else "FAIL"
+                print(f"[{len(results)}/{len(tasks)}] {res.instance_id} {status} ({res.seconds:.1f}s)", file=out)
+                for p in res.problems:
+                    print(f"    {p}", file=out)
+                out.flush()
+    return results
