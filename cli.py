@@ -1,9 +1,9 @@
 """The ``swerepair`` command line.
 
-    swerepair tasks list      [--tasks SRC]
-    swerepair tasks validate  [--tasks SRC] [--task-id ID ...] [--sandbox KIND] [--jobs N]
-    swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
-    swerepair demo            validate the bundled tasks, then play one scripted episode
+swerepair tasks list      [--tasks SRC]
+swerepair tasks validate  [--tasks SRC] [--task-id ID ...] [--sandbox KIND] [--jobs N]
+swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
+swerepair demo            validate the bundled tasks, then play one scripted episode
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ def cmd_tasks_validate(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     import gymnasium as gym
-
     from swerepair.agents.scripted import gold_turns
     from swerepair.envs.env import render_transcript
 
@@ -127,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     return int(args.fn(args))
 
 

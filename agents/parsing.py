@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = [
@@ -50,19 +50,34 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ToolCallError:
-    """A call the model attempted but that could not be parsed. `raw` is the offending text."""
+    """A call the model attempted but that could not be parsed.
+
+    `raw` is the offending text; `id` the call's id when the model gave one (OpenAI format).
+    """
 
     raw: str
     message: str
+    id: str | None = None
 
 
 @dataclass(frozen=True)
 class ParsedTurn:
-    """An assistant turn split into free text, calls, and unparseable call attempts."""
+    """An assistant turn split into free text and call attempts, in the order they appeared.
+
+    `items` holds both well-formed calls and unparseable attempts, in order; `tool_calls`
+    and `errors` are the two kinds separately.
+    """
 
     content: str
-    tool_calls: tuple[ToolCall, ...] = ()
-    errors: tuple[ToolCallError, ...] = field(default_factory=tuple)
+    items: tuple[ToolCall | ToolCallError, ...] = ()
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(i for i in self.items if isinstance(i, ToolCall))
+
+    @property
+    def errors(self) -> tuple[ToolCallError, ...]:
+        return tuple(i for i in self.items if isinstance(i, ToolCallError))
 
 
 class ToolCallParser(Protocol):
@@ -121,32 +136,31 @@ class HermesParser:
     """
 
     def parse(self, text: str, call_id_prefix: str = "call") -> ParsedTurn:
-        calls: list[ToolCall] = []
-        errors: list[ToolCallError] = []
+        items: list[ToolCall | ToolCallError] = []
         kept: list[str] = []
         pos = 0
         for match in _BLOCK.finditer(text):
             kept.append(text[pos : match.start()])
             pos = match.end()
             body = match.group(1).strip()
-            call_id = f"{call_id_prefix}_{len(calls) + len(errors)}"
+            call_id = f"{call_id_prefix}_{len(items)}"
             try:
                 obj = json.loads(body)
             except json.JSONDecodeError as exc:
-                errors.append(
+                items.append(
                     ToolCallError(match.group(0), f"invalid JSON in <tool_call>: {exc.msg} at column {exc.colno}")
                 )
                 kept.append(match.group(0))
                 continue
             try:
-                calls.append(_call_from_object(obj, call_id))
+                items.append(_call_from_object(obj, call_id))
             except ValueError as exc:
-                errors.append(ToolCallError(match.group(0), str(exc)))
+                items.append(ToolCallError(match.group(0), str(exc)))
                 kept.append(match.group(0))
         rest = text[pos:]
         if _OPEN in rest:
             start = rest.index(_OPEN)
-            errors.append(ToolCallError(rest[start:], "unclosed <tool_call> (missing </tool_call>)"))
+            items.append(ToolCallError(rest[start:], "unclosed <tool_call> (missing </tool_call>)"))
         kept.append(rest)
         content = "".join(kept).strip()
-        return ParsedTurn(content=content, tool_calls=tuple(calls), errors=tuple(errors))
+        return ParsedTurn(content=content, items=tuple(items))

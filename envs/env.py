@@ -207,28 +207,30 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         ep.turns += 1
         if ep.failure is not None:
             return self._finish(ep, terminated=False, exit_reason="sandbox_error")
-        content, calls, errors = self._decode_action(action, ep.turns)
+        content, items = self._decode_action(action, ep.turns)
+        calls = [i for i in items if isinstance(i, ToolCall)]
         message: Message = {"role": "assistant", "content": content}
         if calls:
             message["tool_calls"] = [c.to_openai() for c in calls]
         ep.messages.append(message)
         try:
-            for k, err in enumerate(errors):
-                ep.steps += 1
-                ep.malformed += 1
-                self._tool_message(
-                    ep,
-                    f"invalid_{ep.turns}_{k}",
-                    "invalid_tool_call",
-                    f"Error: could not parse your tool call: {err.message}",
-                )
-            for call in calls:
+            for k, item in enumerate(items):
                 if ep.steps >= self.budgets.max_steps:
-                    self._tool_message(ep, call.id, call.name, "Not executed: the step budget is exhausted.")
+                    if isinstance(item, ToolCall):
+                        self._tool_message(ep, item.id, item.name, "Not executed: the step budget is exhausted.")
                     continue
                 ep.steps += 1
-                self._tool_message(ep, call.id, call.name, self._run_tool(ep, call))
-            if not calls and not errors:
+                if isinstance(item, ToolCall):
+                    self._tool_message(ep, item.id, item.name, self._run_tool(ep, item))
+                else:
+                    ep.malformed += 1
+                    self._tool_message(
+                        ep,
+                        item.id or f"invalid_{ep.turns}_{k}",
+                        "invalid_tool_call",
+                        f"Error: could not parse your tool call: {item.message}",
+                    )
+            if not items:
                 ep.steps += 1
                 if self._diff(ep).strip():
                     return self._finish(ep, terminated=True, exit_reason="agent_stopped")
@@ -243,11 +245,11 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         self._add_budget_warning(ep)
         return copy.deepcopy(ep.messages), 0.0, False, False, self._step_info(ep)
 
-    def _decode_action(self, action: Any, turn: int) -> tuple[str, list[ToolCall], list[ToolCallError]]:
+    def _decode_action(self, action: Any, turn: int) -> tuple[str, list[ToolCall | ToolCallError]]:
         prefix = f"call_{turn}"
         if isinstance(action, str):
             parsed = self.scaffold.parser.parse(action, call_id_prefix=prefix)
-            return parsed.content, list(parsed.tool_calls), list(parsed.errors)
+            return parsed.content, list(parsed.items)
         if isinstance(action, dict) and action.get("role", "assistant") == "assistant":
             content = action.get("content") or ""
             if not isinstance(content, str):
@@ -255,14 +257,15 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             raw_calls = action.get("tool_calls") or []
             if not isinstance(raw_calls, list):
                 raise TypeError("an assistant message's tool_calls must be a list")
-            calls: list[ToolCall] = []
-            errors: list[ToolCallError] = []
+            items: list[ToolCall | ToolCallError] = []
             for k, entry in enumerate(raw_calls):
                 try:
-                    calls.append(tool_call_from_openai(entry, f"{prefix}_{k}"))
+                    items.append(tool_call_from_openai(entry, f"{prefix}_{k}"))
                 except ValueError as exc:
-                    errors.append(ToolCallError(json.dumps(entry, default=str)[:500], str(exc)))
-            return content, calls, errors
+                    given = entry.get("id") if isinstance(entry, dict) else None
+                    raw = json.dumps(entry, default=str)[:500]
+                    items.append(ToolCallError(raw, str(exc), given if isinstance(given, str) else None))
+            return content, items
         raise TypeError(
             "an action is one assistant turn: completion text (str) or "
             f"{{'role': 'assistant', 'content': ..., 'tool_calls': [...]}}; got {type(action).__name__}"

@@ -68,9 +68,7 @@ def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: 
                 problems.append(f"tests could not run before the fix: {run.result.output.strip()[-300:]}")
             problems += [f"FAIL_TO_PASS {t} passes before the fix" for t in task.FAIL_TO_PASS if run.passed(t)]
             problems += [
-                f"PASS_TO_PASS {t} is {run.verdicts[t]} before the fix"
-                for t in task.PASS_TO_PASS
-                if not run.passed(t)
+                f"PASS_TO_PASS {t} is {run.verdicts[t]} before the fix" for t in task.PASS_TO_PASS if not run.passed(t)
             ]
             applied = apply_patch_in(sandbox, task.patch)
             if not applied.ok:
@@ -87,9 +85,7 @@ def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: 
         problems.append(f"sandbox: {exc}")
     finally:
         sandbox.close()
-    return ValidationResult(
-        task.instance_id, not problems, tuple(problems), before, after, time.monotonic() - start
-    )
+    return ValidationResult(task.instance_id, not problems, tuple(problems), before, after, time.monotonic() - start)
 
 
 def validate_tasks(

@@ -54,9 +54,7 @@ def _run(cmd: list[str] | str, cwd: Path, stdin: str | None = None, check: bool 
 
 
 def _copy_project(src: Path, dst: Path) -> None:
-    shutil.copytree(
-        src, dst, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".benchmarks", "*.pyc")
-    )
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".benchmarks", "*.pyc"))
 
 
 def _pytest(tree: Path) -> dict[str, str]:
@@ -125,9 +123,7 @@ def build(out_dir: Path, projects: list[str] | None = None) -> list[dict[str, ob
     names = projects or sorted(p.name for p in (HERE / "projects").iterdir() if p.is_dir())
     for name in names:
         project = HERE / "projects" / name
-        task_dirs = sorted(
-            (HERE / "tasks" / name).iterdir(), key=lambda p: int(p.name.rsplit("-", 1)[1])
-        )
+        task_dirs = sorted((HERE / "tasks" / name).iterdir(), key=lambda p: int(p.name.rsplit("-", 1)[1]))
         with tempfile.TemporaryDirectory(prefix=f"swerepair-build-{name}-") as tmp:
             scratch = Path(tmp)
             repo = scratch / "repo"

@@ -4,7 +4,7 @@ What is covered:
 - **Filesystem.** Only the system directories (``/usr``, ``/etc``, ``/bin``, ``/lib*``,
   ``/sbin``) and the Python interpreter's prefixes are visible, read-only. The repository is
   bind-mounted read-write at ``/workspace``, its ``.git`` read-only. ``/tmp`` is a private
-  tmpfs per command; ``/proc`` and ``/dev`` are minimal. The home directory, the swerepair
+  tmpfs per command; ``/proc`` and ``/dev`` are minimal; everything else is read-only. The home directory, the swerepair
   package (gold patches live there) and its cache are not visible.
 - **Network.** A new, empty network namespace: no interface but an unconfigured loopback, so
   nothing on the host, the LAN or the internet can be reached, 127.0.0.1 included.
@@ -132,6 +132,8 @@ class BubblewrapSandbox(WorkspaceSandbox):
         if (self.host_repo / ".git").is_dir():
             args += ["--ro-bind", str(self.host_repo / ".git"), f"{WORKDIR}/.git"]
         args += [
+            "--remount-ro",
+            "/",
             "--chdir",
             WORKDIR,
             "--unshare-all",

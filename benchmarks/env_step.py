@@ -1,0 +1,156 @@
+"""Latency of `SweRepairEnv.reset` and `SweRepairEnv.step`, per sandbox kind.
+
+For each sandbox ("bubblewrap", skipped with a note where `bwrap_available()` is False, and
+"local") this measures, over the bundled tasks:
+
+- reset: ``env.reset(options={"task_id": ...})``, cycling over the tasks, after one warm-up
+  reset per task (the first reset of a task builds its cached checkout), so the figures are
+  steady-state resets (closing the previous episode's workspace included);
+- step: ``env.step('<tool_call>{"name": "shell", "arguments": {"cmd": "true"}}</tool_call>')``,
+  the env's whole step (parsing, sandbox launch, formatting), in one episode whose budgets are
+  large enough that it never ends during the measurement;
+
+and, in the same run, a bare ``subprocess.run(["true"])`` as the floor a step is compared to,
+plus the cold cost of a task's first reset (checkout and restricted bin built from scratch in a
+fresh ``SWEREPAIR_CACHE``), measured once.
+
+Run:  .venv/bin/python benchmarks/env_step.py [--json] [--n N]
+With --json the figures are also printed as one JSON object on the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+from swerepair.envs import SweRepairEnv
+from swerepair.envs.sandbox import bwrap_available
+
+ACTION = '<tool_call>{"name": "shell", "arguments": {"cmd": "true"}}</tool_call>'
+TARGET_RESET_MS = 50
+
+
+def pct(samples: list[float]) -> dict[str, float]:
+    """p50 and p90 of `samples` (seconds), in milliseconds."""
+    ms = sorted(s * 1e3 for s in samples)
+    q = statistics.quantiles(ms, n=10, method="inclusive") if len(ms) > 1 else ms * 9
+    return {"p50": round(statistics.median(ms), 3), "p90": round(q[8], 3)}
+
+
+def timed(fn, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def make_env(kind: str) -> SweRepairEnv:
+    return SweRepairEnv(tasks="bundled", sandbox=kind, max_steps=10_000, max_context_tokens=10**9, max_wall_s=1e9)
+
+
+def cold_prepare(kind: str, task_id: str) -> float:
+    """Seconds of a task's first reset with an empty cache (checkout, rbin, workspace copy)."""
+    old = os.environ.get("SWEREPAIR_CACHE")
+    with tempfile.TemporaryDirectory(prefix="swerepair-bench-cache-") as cache:
+        os.environ["SWEREPAIR_CACHE"] = cache
+        try:
+            env = make_env(kind)
+            t0 = time.perf_counter()
+            env.reset(options={"task_id": task_id})
+            elapsed = time.perf_counter() - t0
+            env.close()
+        finally:
+            if old is None:
+                os.environ.pop("SWEREPAIR_CACHE", None)
+            else:
+                os.environ["SWEREPAIR_CACHE"] = old
+    return elapsed
+
+
+def bench_kind(kind: str, n_resets: int, n_steps: int) -> dict[str, dict[str, float]]:
+    env = make_env(kind)
+    ids = [t.instance_id for t in env.tasks]
+    for task_id in ids:  # warm-up: builds each task's cached checkout once
+        env.reset(options={"task_id": task_id})
+    it = iter(range(n_resets))  # cycle over the tasks
+    resets = timed(lambda: env.reset(options={"task_id": ids[next(it) % len(ids)]}), n_resets)
+    env.reset(options={"task_id": ids[0]})
+    for _ in range(3):  # warm-up steps
+        env.step(ACTION)
+
+    def step() -> None:
+        _, _, terminated, truncated, info = env.step(ACTION)
+        if terminated or truncated:
+            raise RuntimeError(f"the episode ended during the measurement: {info.get('exit_reason')}")
+
+    steps = timed(step, n_steps)
+    env.close()
+    return {"reset_ms": pct(resets), "step_ms": pct(steps)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=None, help="samples of each measurement (default: 50 resets, 100 steps)")
+    ap.add_argument("--json", action="store_true", help="also print the figures as JSON on the last line")
+    args = ap.parse_args()
+    if args.n is not None and args.n < 1:
+        ap.error("--n must be at least 1")
+    args.n_resets, args.n_steps = args.n or 50, args.n or 100
+
+    kinds = ["bubblewrap", "local"]
+    notes = []
+    if not bwrap_available():
+        kinds.remove("bubblewrap")
+        notes.append("bubblewrap skipped: bwrap_available() is False on this machine")
+    result: dict = {}
+    logging.getLogger("swerepair").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first_id = make_env(kinds[0]).tasks[0].instance_id
+        result["cold_prepare_ms"] = round(cold_prepare(kinds[0], first_id) * 1e3, 3)
+        result["cold_prepare_sandbox"] = kinds[0]
+        for kind in kinds:
+            result[kind] = bench_kind(kind, args.n_resets, args.n_steps)
+        subprocess.run(["true"])  # warm-up
+        result["bare_subprocess_ms"] = pct(timed(lambda: subprocess.run(["true"]), args.n_steps))
+    result["target_reset_ms"] = TARGET_RESET_MS
+    result["n"] = {"resets": args.n_resets, "steps": args.n_steps}
+    machine = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    result["machine"] = machine
+
+    bare = result["bare_subprocess_ms"]
+    rows = [("measurement", "sandbox", "n", "p50 ms", "p90 ms", "step/bare p50")]
+    for kind in kinds:
+        r, s = result[kind]["reset_ms"], result[kind]["step_ms"]
+        rows.append(("reset", kind, str(args.n_resets), f"{r['p50']:.2f}", f"{r['p90']:.2f}", ""))
+        ratio = f"{s['p50'] / bare['p50']:.1f}x" if bare["p50"] > 0 else "n/a"
+        rows.append(("step (shell true)", kind, str(args.n_steps), f"{s['p50']:.2f}", f"{s['p90']:.2f}", ratio))
+    rows.append(("bare subprocess", "-", str(args.n_steps), f"{bare['p50']:.2f}", f"{bare['p90']:.2f}", "1.0x"))
+    rows.append(("cold prepare", kinds[0], "1", f"{result['cold_prepare_ms']:.2f}", "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for k, row in enumerate(rows):
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    m = result["machine"]
+    print(f"\ntarget steady-state reset p50: {TARGET_RESET_MS} ms; {m['cpu_count']} CPUs, Python {m['python']}")
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
