@@ -106,7 +106,7 @@ def check_arguments(tool: Tool, args: Mapping[str, Any]) -> None:
         types = _JSON_TYPES.get(expected) if isinstance(expected, str) else None
         bad_bool = expected in ("integer", "number") and isinstance(value, bool)
         if types is not None and (not isinstance(value, types) or bad_bool):
-            raise ToolError(f"{tool.name}: argument '{name}' must be a {expected}")
+            raise ToolError(f"{tool.name}: argument '{name}' must be of type {expected}")
 
 
 def cut_output(text: str, limit: int) -> str:

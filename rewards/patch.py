@@ -192,6 +192,8 @@ def parse_patch(text: str) -> list[FilePatch]:
     if not isinstance(text, str) or not text:
         return []
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":  # the final newline ends the last line; it starts no new one
+        lines.pop()
     files: list[FilePatch] = []
     cur: _Builder | None = None
     i = 0

@@ -146,7 +146,7 @@ def test_tool_errors_are_observations(toy_env: SweRepairEnv) -> None:
         '<tool_call>{"arguments": {}}</tool_call>': "Error: could not parse your tool call: a tool call needs a string 'name'",
         hermes_call("rm_rf", {"path": "/"}): "Error: unknown tool 'rm_rf'",
         hermes_call("shell", {}): "Error: shell: missing argument(s) cmd",
-        hermes_call("shell", {"cmd": 3}): "Error: shell: argument 'cmd' must be a string",
+        hermes_call("shell", {"cmd": 3}): "Error: shell: argument 'cmd' must be of type string",
         hermes_call("shell", {"cmd": "ls", "extra": 1}): "Error: shell: unknown argument(s) extra",
         '<tool_call>{"name": "shell", "arguments": {"cmd": "ls"}}': "unclosed <tool_call>",
     }

@@ -1,0 +1,105 @@
+"""The nano-agent's tools against a real sandbox: apply_patch edge cases, shell output cutting."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import SANDBOX_KINDS
+
+from swerepair.agents import APPLY_PATCH, SHELL, Tool, ToolContext, ToolError, check_arguments, cut_output
+from swerepair.core import Task
+from swerepair.envs.sandbox import make_sandbox
+
+CTX = ToolContext(timeout_s=10, max_output_chars=500)
+
+
+@pytest.fixture(params=SANDBOX_KINDS)
+def sandbox(request: pytest.FixtureRequest, toy_task: Task):
+    sb = make_sandbox(request.param, toy_task)
+    yield sb
+    sb.close()
+
+
+def patch(sb, file: str, search: str, replace: str) -> str:
+    args = {"file": file, "search": search, "replace": replace}
+    check_arguments(APPLY_PATCH, args)
+    return APPLY_PATCH.fn(sb, CTX, args)
+
+
+def test_replaces_exactly_one_occurrence(sandbox) -> None:
+    out = patch(sandbox, "calc.py", "return a - b", "return a + b")
+    assert out == "Replaced 1 occurrence in calc.py (at line 2)."
+    assert "return a + b" in sandbox.read_file("calc.py")
+    assert "+    return a + b" in sandbox.diff()
+
+
+def test_no_match(sandbox) -> None:
+    with pytest.raises(ToolError, match="not found in calc.py"):
+        patch(sandbox, "calc.py", "return a * b", "x")
+    with pytest.raises(ToolError, match="matches once if leading/trailing whitespace is dropped"):
+        patch(sandbox, "calc.py", "  return a - b  \n\n\n\n", "x")
+
+
+def test_several_matches(sandbox) -> None:
+    with pytest.raises(ToolError, match="occurs 2 times"):
+        patch(sandbox, "calc.py", "DUP = 1", "DUP = 2")
+    assert sandbox.read_file("calc.py").count("DUP = 1") == 2, "a refused edit must change nothing"
+
+
+@pytest.mark.parametrize("path", ["../outside.py", "/etc/passwd", "tests/../../x.py", ".git/config"])
+def test_paths_outside_the_workspace(sandbox, path: str) -> None:
+    with pytest.raises(ToolError, match="outside the workspace|off limits"):
+        patch(sandbox, path, "", "evil")
+
+
+def test_symlink_pointing_out_of_the_workspace(sandbox, tmp_path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("secret = 1\n")
+    sandbox.run(f"ln -s {victim} link.txt && ln -s {tmp_path} linkdir", 10)
+    with pytest.raises(ToolError, match="outside the workspace"):
+        patch(sandbox, "link.txt", "secret = 1", "secret = 2")
+    with pytest.raises(ToolError, match="outside the workspace"):
+        patch(sandbox, "linkdir/victim.txt", "secret = 1", "secret = 2")
+    assert victim.read_text() == "secret = 1\n"
+
+
+def test_create_missing_and_directory(sandbox) -> None:
+    assert patch(sandbox, "pkg/new.py", "", "X = 1\n") == "Created pkg/new.py."
+    assert sandbox.read_file("pkg/new.py") == "X = 1\n"
+    with pytest.raises(ToolError, match="no such file"):
+        patch(sandbox, "nope.py", "a", "b")
+    with pytest.raises(ToolError, match="is a directory"):
+        patch(sandbox, "tests", "a", "b")
+    with pytest.raises(ToolError, match="'search' is empty"):
+        patch(sandbox, "calc.py", "", "b")
+
+
+def test_shell_output_notes_and_cutting(sandbox) -> None:
+    out = SHELL.fn(sandbox, CTX, {"cmd": "seq 1 100000"})
+    assert "seq" in out and "not found" in out, "seq is not on the restricted PATH"
+    out = SHELL.fn(sandbox, CTX, {"cmd": "python -c 'print(\"x\" * 5000)'"})
+    assert "characters cut ...]" in out and len(out) < 700
+    out = SHELL.fn(sandbox, CTX, {"cmd": "grep -c nothing-here calc.py"})
+    assert out.endswith("[exit code: 1]")
+    out = SHELL.fn(sandbox, ToolContext(timeout_s=1), {"cmd": "python -c 'import time; time.sleep(5)'"})
+    assert "[command timed out after 1s and was killed]" in out
+    assert SHELL.fn(sandbox, CTX, {"cmd": "true"}) == "[no output]"
+    with pytest.raises(ToolError):
+        SHELL.fn(sandbox, CTX, {"cmd": "   "})
+
+
+def test_cut_output_keeps_head_and_tail() -> None:
+    text = "".join(f"line {i}\n" for i in range(1000))
+    cut = cut_output(text, 300)
+    assert cut.startswith("line 0\n") and cut.endswith("line 999\n")
+    assert f"[... {len(text) - 300} characters cut ...]" in cut
+    assert cut_output("short", 300) == "short"
+
+
+def test_check_arguments_types() -> None:
+    tool = Tool("t", "d", {"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}},
+                           "required": ["n"]}, fn=lambda sb, ctx, a: "")
+    check_arguments(tool, {"n": 1, "s": "x"})
+    for bad, message in [({}, "missing"), ({"n": "1"}, "must be of type integer"), ({"n": True}, "must be of type integer"),
+                         ({"n": 1, "z": 0}, "unknown argument")]:
+        with pytest.raises(ToolError, match=message):
+            check_arguments(tool, bad)
