@@ -14,6 +14,7 @@ This steers the agent towards the `apply_patch` tool for edits; it is *not* a se
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shlex
@@ -108,9 +109,21 @@ def build_rbin(
     """Create (once) and return the restricted bin directory for these settings.
 
     The directory's name is a hash of its contents, so concurrent processes that ask for the
-    same settings share one directory and never see a half-written one.
+    same settings share one directory and never see a half-written one. Within a process the
+    answer is memoised per cache root (it is asked for at every reset).
     """
-    python = python or sys.executable
+    key = (tuple(programs), python or sys.executable, root or cache_root())
+    target = _memo_rbin(*key)
+    if not target.is_dir():  # removed behind our back (a cleaned cache): make it again
+        _memo_rbin.cache_clear()
+        target = _memo_rbin(*key)
+    return target
+
+
+_memo_rbin = functools.lru_cache(maxsize=32)(lambda programs, python, root: _make_rbin(programs, python, root))
+
+
+def _make_rbin(programs: tuple[str, ...], python: str, root: Path) -> Path:
     resolved = {p: shutil.which(p, path="/usr/local/bin:/usr/bin:/bin") for p in programs}
     missing = [p for p, path in resolved.items() if path is None]
     if missing:
@@ -127,7 +140,7 @@ def build_rbin(
         "pytest": _PYTEST_WRAPPER.format(python=shlex.quote(python)),
     }
     key = hashlib.sha256(repr((sorted(resolved.items()), sorted(scripts.items()))).encode())
-    target = (root or cache_root()) / f"rbin-{key.hexdigest()[:16]}"
+    target = root / f"rbin-{key.hexdigest()[:16]}"
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from swerepair.agents import HermesParser, ToolCall, ToolCallError, tool_call_from_openai
 
 parse = HermesParser().parse
@@ -19,12 +18,12 @@ def test_one_call_with_text_around() -> None:
 
 
 def test_several_calls_keep_their_order_and_ids() -> None:
-    text = "".join(
-        f'<tool_call>{{"name": "t{i}", "arguments": {{"i": {i}}}}}</tool_call>' for i in range(3)
-    )
+    text = "".join(f'<tool_call>{{"name": "t{i}", "arguments": {{"i": {i}}}}}</tool_call>' for i in range(3))
     turn = parse(text, call_id_prefix="call_7")
     assert [(c.id, c.name, c.arguments) for c in turn.tool_calls] == [
-        ("call_7_0", "t0", {"i": 0}), ("call_7_1", "t1", {"i": 1}), ("call_7_2", "t2", {"i": 2})
+        ("call_7_0", "t0", {"i": 0}),
+        ("call_7_1", "t1", {"i": 1}),
+        ("call_7_2", "t2", {"i": 2}),
     ]
     assert turn.content == ""
 

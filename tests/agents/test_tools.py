@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from helpers import SANDBOX_KINDS
-
 from swerepair.agents import APPLY_PATCH, SHELL, Tool, ToolContext, ToolError, check_arguments, cut_output
 from swerepair.core import Task
 from swerepair.envs.sandbox import make_sandbox
@@ -96,10 +95,18 @@ def test_cut_output_keeps_head_and_tail() -> None:
 
 
 def test_check_arguments_types() -> None:
-    tool = Tool("t", "d", {"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}},
-                           "required": ["n"]}, fn=lambda sb, ctx, a: "")
+    tool = Tool(
+        "t",
+        "d",
+        {"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}, "required": ["n"]},
+        fn=lambda sb, ctx, a: "",
+    )
     check_arguments(tool, {"n": 1, "s": "x"})
-    for bad, message in [({}, "missing"), ({"n": "1"}, "must be of type integer"), ({"n": True}, "must be of type integer"),
-                         ({"n": 1, "z": 0}, "unknown argument")]:
+    for bad, message in [
+        ({}, "missing"),
+        ({"n": "1"}, "must be of type integer"),
+        ({"n": True}, "must be of type integer"),
+        ({"n": 1, "z": 0}, "unknown argument"),
+    ]:
         with pytest.raises(ToolError, match=message):
             check_arguments(tool, bad)

@@ -6,15 +6,20 @@ import json
 from pathlib import Path
 
 import pytest
-
 from swerepair.core import Task
 from swerepair.envs.tasks import REQUIRED_FIELDS, TaskFormatError, load_tasks
 
 
 def row(i: int = 1, **over) -> dict:
     base = {
-        "instance_id": f"o__r-{i}", "repo": "o/r", "base_commit": "a" * 40, "problem_statement": "bug",
-        "patch": "", "test_patch": "", "FAIL_TO_PASS": '["t::a"]', "PASS_TO_PASS": ["t::b"],
+        "instance_id": f"o__r-{i}",
+        "repo": "o/r",
+        "base_commit": "a" * 40,
+        "problem_statement": "bug",
+        "patch": "",
+        "test_patch": "",
+        "FAIL_TO_PASS": '["t::a"]',
+        "PASS_TO_PASS": ["t::b"],
         "version": "1.0",
     }
     return base | over

@@ -94,7 +94,9 @@ def test_truncated_hunk_keeps_what_is_there() -> None:
 
 
 def test_normalisation_ignores_line_numbers_index_and_whitespace() -> None:
-    a = parse_patch("diff --git a/x b/x\nindex 1..2\n--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@ ctx\n keep\n-old  =  1\n+new = 1\n")
+    a = parse_patch(
+        "diff --git a/x b/x\nindex 1..2\n--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@ ctx\n keep\n-old  =  1\n+new = 1\n"
+    )
     b = parse_patch("--- a/x\n+++ b/x\n@@ -40,2 +41,2 @@\n keep\n-old = 1\n+new   =   1   \n")
     assert normalize_file(a[0]) == normalize_file(b[0]) == "@@\n keep\n-old = 1\n+new = 1"
     c = parse_patch("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-x = 1  # one\n+x = 2  # two\n")

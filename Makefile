@@ -1,0 +1,44 @@
+# Set-up is part of every target: a fresh clone needs nothing but `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints/cpu.txt | cksum | cut -d' ' -f1)
+
+.PHONY: setup sysdeps demo test test-slow lint bench bundled
+
+setup: sysdeps $(STAMP)
+
+# bubblewrap is the default sandbox; without it the env falls back to the (unisolated) local one.
+sysdeps:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	  else echo "note: install bubblewrap (apt-get install bubblewrap) for the isolated sandbox"; fi; \
+	fi
+
+$(STAMP): pyproject.toml constraints/cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints/cpu.txt -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+# The main job: validate every bundled task in the sandbox, then play one scripted episode.
+demo: setup
+	$(BIN)/swerepair demo
+
+# The default test run (fast; slow tests are marked and run by `make test-slow`).
+test: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python benchmarks/env_step.py
+
+# Rebuild envs/bundled/data from envs/bundled/projects and envs/bundled/tasks.
+bundled: setup
+	$(BIN)/python -m swerepair.envs.bundled.build
