@@ -21,9 +21,15 @@ from typing import Any, ClassVar, SupportsFloat
 import gymnasium as gym
 from swerepair.agents.parsing import ToolCall, ToolCallError, tool_call_from_openai
 from swerepair.agents.scaffold import Scaffold, nano_agent
-from swerepair.agents.tools import ToolContext, ToolError, check_arguments
+from swerepair.agents.tools import ToolContext, ToolError, check_arguments, cut_output
 from swerepair.core import Sandbox, SandboxError, Task
-from swerepair.envs.sandbox import SandboxConfig, make_sandbox, resolve_kind
+from swerepair.envs.sandbox import (
+    SandboxConfig,
+    TaskRepositoryError,
+    bwrap_available,
+    make_sandbox,
+    resolve_kind,
+)
 from swerepair.envs.spaces import AssistantTurnSpace, ConversationSpace
 from swerepair.envs.tasks import TaskSource, load_tasks
 from swerepair.rewards import REWARDS, RewardFn, resolve_reward
@@ -127,11 +133,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
-        self.tasks: list[Task] = (
-            list(tasks)
-            if isinstance(tasks, list) and all(isinstance(t, Task) for t in tasks)
-            else load_tasks(tasks, repos=repos)
-        )
+        self.tasks: list[Task] = load_tasks(tasks, repos=repos)
         if not self.tasks:
             raise ValueError("the task set is empty")
         self._by_id = {t.instance_id: t for t in self.tasks}
@@ -148,6 +150,14 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             self.sandbox_kind, self._factory = getattr(sandbox, "__name__", "custom"), sandbox
         else:
             kind = resolve_kind(sandbox)
+            if kind == "bubblewrap" and not bwrap_available():
+                raise RuntimeError("sandbox='bubblewrap' but bubblewrap cannot run here (apt-get install bubblewrap)")
+            no_source = [t.instance_id for t in self.tasks if t.repo_source is None]
+            if no_source:
+                raise TaskRepositoryError(
+                    f"{len(no_source)} task(s) have no repository source (first: {no_source[0]}); "
+                    "pass repos=... or give each row a 'repo_source'"
+                )
             self.sandbox_kind = kind
             self._factory = lambda task: make_sandbox(kind, task, self.sandbox_config)
         self.observation_space = ConversationSpace()
@@ -216,8 +226,9 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         try:
             for k, item in enumerate(items):
                 if ep.steps >= self.budgets.max_steps:
-                    if isinstance(item, ToolCall):
-                        self._tool_message(ep, item.id, item.name, "Not executed: the step budget is exhausted.")
+                    call_id = item.id if isinstance(item, ToolCall) else item.id or f"invalid_{ep.turns}_{k}"
+                    name = item.name if isinstance(item, ToolCall) else "invalid_tool_call"
+                    self._tool_message(ep, call_id, name, "Not executed: the step budget is exhausted.")
                     continue
                 ep.steps += 1
                 if isinstance(item, ToolCall):
@@ -290,9 +301,12 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             log.exception("tool %s raised", call.name)
             ep.errors += 1
             return f"Error: the tool '{call.name}' failed internally: {type(exc).__name__}: {exc}"
+        if not isinstance(output, str):
+            ep.errors += 1
+            return f"Error: the tool '{call.name}' returned {type(output).__name__}, not text"
         if "[command timed out after" in output:
             ep.timeouts += 1
-        return output
+        return cut_output(output, self.tool_ctx.max_output_chars)
 
     def _tool_message(self, ep: _Episode, call_id: str, name: str, content: str) -> None:
         ep.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
@@ -350,15 +364,19 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             except SandboxError as exc:
                 ep.failure = f"sandbox: {exc}"
                 exit_reason, terminated = "sandbox_error", False
-        failed = ep.failure is not None
         components: dict[str, float] = {}
         reward = 0.0
-        if not failed:
-            components = {name: float(fn(patch, ep.task)) for name, fn in REWARDS.items()}
-            reward = components.get(self.reward_name)
-            if reward is None:
+        if ep.failure is None:
+            try:
                 reward = float(self.reward_fn(patch, ep.task))
+            except Exception as exc:  # a verifier failure is not the agent's fault
+                log.exception("task %s: the reward function raised", ep.task.instance_id)
+                ep.failure = f"reward: {type(exc).__name__}: {exc}"
+                exit_reason, terminated, reward = "reward_error", False, 0.0
+            else:
+                components = {name: float(fn(patch, ep.task)) for name, fn in REWARDS.items()}
                 components[self.reward_name] = reward
+        failed = ep.failure is not None
         info = self._step_info(ep) | {
             "patch": patch,
             "reward_components": components,

@@ -12,7 +12,7 @@ from swerepair.envs.sandbox.base import SandboxConfig, WorkspaceSandbox
 from swerepair.envs.sandbox.bubblewrap import BubblewrapSandbox, bwrap_available
 from swerepair.envs.sandbox.local import LocalSandbox, LocalSandboxWarning
 from swerepair.envs.sandbox.process import ResourceLimits
-from swerepair.envs.sandbox.workspace import new_workspace, prepare_checkout
+from swerepair.envs.sandbox.workspace import TaskRepositoryError, new_workspace, prepare_checkout
 
 __all__ = [
     "SANDBOX_KINDS",
@@ -24,6 +24,7 @@ __all__ = [
     "Sandbox",
     "SandboxConfig",
     "SandboxError",
+    "TaskRepositoryError",
     "WorkspaceSandbox",
     "bwrap_available",
     "make_sandbox",

@@ -19,7 +19,12 @@ from swerepair.core import ExecResult, SandboxError
 from swerepair.envs.sandbox.process import ResourceLimits
 from swerepair.envs.sandbox.rbin import DEFAULT_PROGRAMS, build_rbin
 
-__all__ = ["SandboxConfig", "WorkspaceSandbox"]
+__all__ = ["DIFF_LIMIT_BYTES", "SandboxConfig", "WorkspaceSandbox"]
+
+#: The largest patch `diff()` returns; beyond it the patch text is cut.
+DIFF_LIMIT_BYTES = 64 << 20
+
+_DIFF_EXCLUDES = " ".join(f"':(exclude,glob){p}'" for p in ("**/__pycache__/**", "**/*.pyc", "**/.pytest_cache/**"))
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ def _base_env(home: str) -> dict[str, str]:
         "TERM": "dumb",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
+        "PYTEST_ADDOPTS": "-p no:cacheprovider",
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_PAGER": "cat",
         "PAGER": "cat",
@@ -76,8 +82,11 @@ class WorkspaceSandbox(ABC):
 
     # -- launching -------------------------------------------------------------------------
     @abstractmethod
-    def _launch(self, inner: list[str], env: dict[str, str], timeout: float, stdin: str | None) -> ExecResult:
-        """Run the argv `inner` in `workdir` with environment `env`, isolated as this sandbox is."""
+    def _launch(
+        self, inner: list[str], env: dict[str, str], timeout: float, stdin: str | None, max_output: int
+    ) -> ExecResult:
+        """Run the argv `inner` in `workdir` with environment `env`, isolated as this sandbox is,
+        keeping at most `max_output` bytes of its output."""
 
     def _python_path(self) -> str:
         return f"{Path(self.config.python).parent}:/usr/local/bin:/usr/bin:/bin"
@@ -89,17 +98,20 @@ class WorkspaceSandbox(ABC):
         *,
         restricted: bool = False,
         stdin: str | None = None,
+        max_output_bytes: int | None = None,
     ) -> ExecResult:
-        """See `swerepair.core.Sandbox.run`."""
+        """See `swerepair.core.Sandbox.run`; `max_output_bytes` overrides the configured capture
+        limit for this command."""
         if self._closed:
             raise SandboxError("sandbox is closed")
         if restricted:
-            env = _base_env(self.workdir) | {"PATH": self.rbin_path, "SHELL": "/bin/bash"}
+            env = _base_env("/tmp") | {"PATH": self.rbin_path, "SHELL": "/bin/bash"}
             inner = ["/bin/bash", "--noprofile", "--norc", "-r", "-c", cmd]
         else:
             env = _base_env("/tmp") | {"PATH": self._python_path()}
             inner = ["/bin/bash", "--noprofile", "--norc", "-c", cmd]
-        return self._launch(inner, env, timeout, stdin)
+        limit = max_output_bytes if max_output_bytes is not None else self.config.limits.max_output_bytes
+        return self._launch(inner, env, timeout, stdin, limit)
 
     @property
     def rbin_path(self) -> str:
@@ -143,7 +155,12 @@ class WorkspaceSandbox(ABC):
     # -- patch -----------------------------------------------------------------------------
     def diff(self) -> str:
         """`git diff` against the base commit, untracked files included, without touching the
-        workspace: a throwaway index and object directory take git's writes."""
+        workspace: a throwaway index and object directory take git's writes.
+
+        Python caches (``__pycache__``, ``*.pyc``, ``.pytest_cache``) are left out whatever the
+        repository's ``.gitignore`` says: they are by-products of running tests, not edits.
+        A patch beyond `DIFF_LIMIT_BYTES` is cut there (the rewards accept any text).
+        """
         base = shlex.quote(self.base_commit)
         script = (
             "set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; "
@@ -151,14 +168,12 @@ class WorkspaceSandbox(ABC):
             'export GIT_INDEX_FILE="$t/index" GIT_OBJECT_DIRECTORY="$t/objects" '
             'GIT_ALTERNATE_OBJECT_DIRECTORIES="$PWD/.git/objects"; '
             "g='git -c safe.directory=* -c core.autocrlf=false -c core.quotepath=false'; "
-            "$g add -A; "
+            f"$g add -A -- . {_DIFF_EXCLUDES}; "
             f"$g diff --cached --no-color --no-ext-diff --no-renames {base}"
         )
-        result = self.run(script, timeout=60.0)
+        result = self.run(script, timeout=120.0, max_output_bytes=DIFF_LIMIT_BYTES)
         if not result.ok:
             raise SandboxError(f"git diff failed (exit {result.exit_code}): {result.output[-2000:]}")
-        if result.truncated:
-            raise SandboxError("the patch is larger than the sandbox's output limit")
         return result.output
 
     # -- lifecycle -------------------------------------------------------------------------

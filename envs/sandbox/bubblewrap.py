@@ -16,8 +16,8 @@ What is covered:
   through ``prlimit``); wall-clock timeout per command; output captured up to a limit.
 
 What is not covered:
-- Kernel exploits: namespaces share the host kernel. Use the Docker sandbox or a VM for code
-  you consider hostile rather than merely clumsy.
+- Kernel exploits: namespaces share the host kernel. Use a VM (or a container runtime with
+  its own kernel) for code you consider hostile rather than merely clumsy.
 - Total memory and CPU of the whole tree (no cgroup is created): a fork bomb is bounded only
   by the PID namespace dying at the timeout, and RLIMIT_AS is per process.
 - Disk use inside the workspace beyond the per-file size limit.
@@ -35,7 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from swerepair.core import ExecResult, SandboxError
+from swerepair.core import ExecResult, SandboxError, cache_root
 from swerepair.envs.sandbox.base import SandboxConfig, WorkspaceSandbox
 from swerepair.envs.sandbox.process import prlimit_prefix, run_process
 
@@ -108,11 +108,12 @@ class BubblewrapSandbox(WorkspaceSandbox):
                     visible.append(path)
         for path in sorted(visible, key=len):
             args += ["--ro-bind", path, path]
-        # Hide the swerepair package (its task data holds the gold patches) if a prefix
-        # exposed it.
-        pkg = _package_dir()
-        if any(pkg == v or pkg.startswith(os.path.realpath(v) + "/") for v in visible):
-            args += ["--tmpfs", pkg]
+        # Hide the swerepair package (its task data holds the gold patches) and the cache
+        # (pristine checkouts) wherever a mount above exposed them, /usr included.
+        exposed = [os.path.realpath(v) for v in visible] + [d for d in _SYSTEM_DIRS if not os.path.islink(d)]
+        for secret in (_package_dir(), os.path.realpath(cache_root())):
+            if any(secret == v or secret.startswith(v + "/") for v in exposed) and os.path.isdir(secret):
+                args += ["--tmpfs", secret]
         args += [
             "--proc",
             "/proc",
@@ -145,7 +146,9 @@ class BubblewrapSandbox(WorkspaceSandbox):
         ]
         return args
 
-    def _launch(self, inner: list[str], env: dict[str, str], timeout: float, stdin: str | None) -> ExecResult:
+    def _launch(
+        self, inner: list[str], env: dict[str, str], timeout: float, stdin: str | None, max_output: int
+    ) -> ExecResult:
         read_fd, write_fd = os.pipe()
         try:
             setenv: list[str] = []
@@ -167,7 +170,7 @@ class BubblewrapSandbox(WorkspaceSandbox):
                     timeout=timeout,
                     env={"PATH": "/usr/bin:/bin"},
                     stdin=stdin,
-                    max_output_bytes=self.config.limits.max_output_bytes,
+                    max_output_bytes=max_output,
                     pass_fds=(write_fd,),
                 )
             except OSError as exc:

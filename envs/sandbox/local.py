@@ -40,7 +40,9 @@ class LocalSandbox(WorkspaceSandbox):
         warnings.warn(message, LocalSandboxWarning, stacklevel=3)
         log.warning(message)
 
-    def _launch(self, inner: list[str], env: dict[str, str], timeout: float, stdin: str | None) -> ExecResult:
+    def _launch(
+        self, inner: list[str], env: dict[str, str], timeout: float, stdin: str | None, max_output: int
+    ) -> ExecResult:
         try:
             return run_process(
                 [*prlimit_prefix(self.config.limits, timeout), *inner],
@@ -48,7 +50,7 @@ class LocalSandbox(WorkspaceSandbox):
                 env=env,
                 cwd=self.workdir,
                 stdin=stdin,
-                max_output_bytes=self.config.limits.max_output_bytes,
+                max_output_bytes=max_output,
             )
         except OSError as exc:
             raise SandboxError(f"cannot start a local command: {exc}") from exc

@@ -11,6 +11,8 @@ bubblewrap sandbox also uses a PID namespace).
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import selectors
 import shutil
@@ -50,7 +52,7 @@ def prlimit_prefix(limits: ResourceLimits, timeout: float) -> list[str]:
     `prlimit` is used instead of a `preexec_fn` because `preexec_fn` is unsafe in threaded
     programs (rollout workers often are).
     """
-    exe = shutil.which("prlimit", path="/usr/bin:/bin")
+    exe = _prlimit()
     if exe is None:
         return []
     cpu = limits.cpu_seconds if limits.cpu_seconds is not None else int(timeout) + 5
@@ -62,6 +64,16 @@ def prlimit_prefix(limits: ResourceLimits, timeout: float) -> list[str]:
         f"--nofile={limits.open_files}",
         "--",
     ]
+
+
+@functools.lru_cache(maxsize=1)
+def _prlimit() -> str | None:
+    exe = shutil.which("prlimit", path="/usr/bin:/bin")
+    if exe is None:
+        logging.getLogger(__name__).warning(
+            "util-linux 'prlimit' was not found: sandbox commands run WITHOUT resource limits"
+        )
+    return exe
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -74,7 +74,8 @@ case " {allowed} " in
 esac
 for a in "$@"; do
   case "$a" in
-    --output|--output=*|--ext-diff|--textconv) echo "git: option '$a' is not allowed here" >&2; exit 2;;
+    --output|--output=*|--ext-diff|--textconv|-O*|--open-files-in-pager*|--exec*|--upload-pack*)
+      echo "git: option '$a' is not allowed here" >&2; exit 2;;
   esac
 done
 exec {git} -c safe.directory='*' -c core.pager=cat --no-pager "$@"

@@ -26,7 +26,13 @@ from pathlib import Path
 
 from swerepair.core import SandboxError, Task, cache_root
 
-__all__ = ["GIT_ENV", "git", "new_workspace", "prepare_checkout"]
+__all__ = ["GIT_ENV", "TaskRepositoryError", "git", "new_workspace", "prepare_checkout"]
+
+
+class TaskRepositoryError(ValueError):
+    """The task set names a repository or commit that does not exist: a configuration error,
+    raised to the caller instead of failing episodes one by one."""
+
 
 #: Environment for the git commands the infrastructure runs (never the agent's).
 GIT_ENV = {
@@ -67,15 +73,15 @@ def _slug(text: str) -> str:
 def prepare_checkout(task: Task, cache_dir: Path | None = None) -> Path:
     """Return the cached pristine checkout of `task.repo` at `task.base_commit`, creating it once."""
     if task.repo_source is None:
-        raise SandboxError(
+        raise TaskRepositoryError(
             f"task {task.instance_id}: no repository source; pass repos=... to load_tasks or set "
             "'repo_source' in the task row"
         )
     source = Path(task.repo_source)
     if not source.exists():
-        raise SandboxError(f"task {task.instance_id}: repository source {source} does not exist")
+        raise TaskRepositoryError(f"task {task.instance_id}: repository source {source} does not exist")
     if not re.fullmatch(r"[0-9a-fA-F]{7,64}", task.base_commit):
-        raise SandboxError(f"task {task.instance_id}: base_commit {task.base_commit!r} is no sha")
+        raise TaskRepositoryError(f"task {task.instance_id}: base_commit {task.base_commit!r} is no sha")
     root = (cache_dir or cache_root()) / "checkouts" / _slug(task.repo)
     final = root / task.base_commit
     if (final / ".git").is_dir():
@@ -92,7 +98,7 @@ def prepare_checkout(task: Task, cache_dir: Path | None = None) -> Path:
             try:
                 git(tmp, "cat-file", "-e", f"{task.base_commit}^{{commit}}")
             except SandboxError as exc:
-                raise SandboxError(
+                raise TaskRepositoryError(
                     f"task {task.instance_id}: base_commit {task.base_commit} is not in {source}"
                 ) from exc
             git(tmp, "checkout", "-q", "-f", "-B", "main", task.base_commit)
@@ -101,7 +107,11 @@ def prepare_checkout(task: Task, cache_dir: Path | None = None) -> Path:
                 git(tmp, "update-ref", "-d", ref)
             git(tmp, "reflog", "expire", "--expire=now", "--all")
             git(tmp, "gc", "-q", "--prune=now")
+            # Nothing may tell the agent where the repository came from or what else it held.
             shutil.rmtree(tmp / ".git" / "hooks", ignore_errors=True)
+            shutil.rmtree(tmp / ".git" / "logs", ignore_errors=True)
+            for leftover in ("FETCH_HEAD", "ORIG_HEAD", "description"):
+                (tmp / ".git" / leftover).unlink(missing_ok=True)
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

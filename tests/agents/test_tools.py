@@ -32,7 +32,7 @@ def test_replaces_exactly_one_occurrence(sandbox) -> None:
 
 
 def test_no_match(sandbox) -> None:
-    with pytest.raises(ToolError, match="not found in calc.py"):
+    with pytest.raises(ToolError, match=r"not found in calc\.py"):
         patch(sandbox, "calc.py", "return a * b", "x")
     with pytest.raises(ToolError, match="matches once if leading/trailing whitespace is dropped"):
         patch(sandbox, "calc.py", "  return a - b  \n\n\n\n", "x")
@@ -46,7 +46,7 @@ def test_several_matches(sandbox) -> None:
 
 @pytest.mark.parametrize("path", ["../outside.py", "/etc/passwd", "tests/../../x.py", ".git/config"])
 def test_paths_outside_the_workspace(sandbox, path: str) -> None:
-    with pytest.raises(ToolError, match="outside the workspace|off limits"):
+    with pytest.raises(ToolError, match=r"outside the workspace|off limits"):
         patch(sandbox, path, "", "evil")
 
 

@@ -143,7 +143,9 @@ def test_tool_errors_are_observations(toy_env: SweRepairEnv) -> None:
     toy_env.reset()
     cases = {
         '<tool_call>{"name": "shell", "arguments": {"cmd": "ls"</tool_call>': "Error: could not parse your tool call",
-        '<tool_call>{"arguments": {}}</tool_call>': "Error: could not parse your tool call: a tool call needs a string 'name'",
+        '<tool_call>{"arguments": {}}</tool_call>': (
+            "Error: could not parse your tool call: a tool call needs a string 'name'"
+        ),
         hermes_call("rm_rf", {"path": "/"}): "Error: unknown tool 'rm_rf'",
         hermes_call("shell", {}): "Error: shell: missing argument(s) cmd",
         hermes_call("shell", {"cmd": 3}): "Error: shell: argument 'cmd' must be of type string",
@@ -226,6 +228,53 @@ def test_reward_by_name_or_callable(toy_task: Task) -> None:
     assert reward == 0.25 and seen == ["toy__calc-1"] and info["reward_components"]["<lambda>"] == 0.25
     with pytest.raises(ValueError, match="unknown reward"):
         SweRepairEnv(tasks=[toy_task], reward="nope")
+
+
+def test_a_custom_reward_wins_over_a_builtin_of_the_same_name(toy_task: Task) -> None:
+    def functional_similarity(patch: str, task: Task) -> float:
+        return 0.125
+
+    env = SweRepairEnv(tasks=[toy_task], reward=functional_similarity)
+    env.reset()
+    env.step(hermes_call("apply_patch", {"file": "calc.py", "search": "a - b", "replace": "a + b"}))
+    _, reward, *_, info = env.step("done")
+    assert reward == 0.125 and info["reward_components"]["functional_similarity"] == 0.125
+
+
+def test_a_raising_reward_fails_the_episode(toy_task: Task) -> None:
+    def broken(patch: str, task: Task) -> float:
+        raise TimeoutError("verifier hung")
+
+    env = SweRepairEnv(tasks=[toy_task], reward=broken)
+    env.reset()
+    env.step(hermes_call("apply_patch", {"file": "calc.py", "search": "a - b", "replace": "a + b"}))
+    _, reward, terminated, truncated, info = env.step("done")
+    assert (reward, terminated, truncated) == (0.0, False, True)
+    assert info["failed"] and info["exit_reason"] == "reward_error" and "verifier hung" in info["failure"]
+
+
+def test_configuration_errors_raise_early(toy_task: Task) -> None:
+    from swerepair.envs.sandbox import TaskRepositoryError
+
+    orphan = Task(**{**toy_task.__dict__, "repo_source": None})
+    with pytest.raises(TaskRepositoryError, match="no repository source"):
+        SweRepairEnv(tasks=[orphan])
+    assert SweRepairEnv(tasks=[orphan], repos={"toy/calc": toy_task.repo_source}).tasks[0].repo_source
+    wrong = Task(**{**toy_task.__dict__, "base_commit": "1" * 40, "repo": "toy/other"})
+    env = SweRepairEnv(tasks=[wrong])
+    with pytest.raises(TaskRepositoryError, match="not in"):
+        env.reset()
+
+
+def test_the_env_cuts_long_output_of_any_tool(toy_task: Task) -> None:
+    from swerepair.agents import Scaffold, Tool
+
+    chatty = Tool("chatty", "prints a lot", {"type": "object", "properties": {}}, fn=lambda sb, ctx, a: "x" * 100_000)
+    scaffold = Scaffold.from_tools("chatty", "Tools: {tool_list}", [chatty])
+    env = SweRepairEnv(tasks=[toy_task], scaffold=scaffold, max_output_chars=1000)
+    env.reset()
+    obs, *_ = env.step(hermes_call("chatty", {}))
+    assert len(obs[-1]["content"]) < 1100 and "characters cut" in obs[-1]["content"]
 
 
 def test_a_broken_sandbox_fails_the_episode_instead_of_raising(toy_task: Task) -> None:

@@ -11,7 +11,7 @@ import pytest
 import swerepair
 from helpers import SANDBOX_KINDS, needs_bwrap
 from swerepair.core import SandboxError, Task
-from swerepair.envs.sandbox import ResourceLimits, SandboxConfig, make_sandbox
+from swerepair.envs.sandbox import ResourceLimits, SandboxConfig, TaskRepositoryError, make_sandbox
 
 
 @pytest.fixture(params=SANDBOX_KINDS)
@@ -76,6 +76,8 @@ def test_restricted_shell_refuses_edits_and_escapes(sandbox) -> None:
         "/bin/ls": "restricted",
         "git commit -m x": "not allowed",
         "git checkout -b x": "not allowed",
+        "git grep -O'touch p.txt' add": "not allowed",
+        "git grep --open-files-in-pager=touch add": "not allowed",
         "sed -i s/a/b/ calc.py": "in-place editing is not allowed",
         "sed -ni s/a/b/p calc.py": "in-place editing is not allowed",
         "rm calc.py": "not found",
@@ -120,13 +122,35 @@ def test_close_removes_the_workspace(toy_task: Task) -> None:
         sb.run("true", 5)
 
 
-def test_missing_repository_source_is_a_sandbox_error(toy_task: Task, tmp_path: Path) -> None:
+def test_a_wrong_repository_is_a_configuration_error(toy_task: Task, tmp_path: Path) -> None:
     broken = Task(**{**toy_task.__dict__, "repo_source": str(tmp_path / "nope"), "repo": "x/nope"})
-    with pytest.raises(SandboxError, match="does not exist"):
+    with pytest.raises(TaskRepositoryError, match="does not exist"):
         make_sandbox("auto", broken)
     wrong_commit = Task(**{**toy_task.__dict__, "base_commit": "0" * 40, "repo": "x/wrong"})
-    with pytest.raises(SandboxError, match="not in"):
+    with pytest.raises(TaskRepositoryError, match="not in"):
         make_sandbox("auto", wrong_commit)
+
+
+def test_checkout_tells_nothing_about_its_source(sandbox, toy_task: Task) -> None:
+    listing = sandbox.run("ls -A .git", 10).output.split()
+    assert "FETCH_HEAD" not in listing and "logs" not in listing and "ORIG_HEAD" not in listing
+    res = sandbox.run("git reflog; git for-each-ref; cat .git/config .git/packed-refs", 10)
+    assert toy_task.repo_source not in res.output
+
+
+def test_a_patch_larger_than_the_capture_limit_is_kept(toy_task: Task) -> None:
+    config = SandboxConfig(limits=ResourceLimits(max_output_bytes=10_000))
+    with make_sandbox("auto", toy_task, config) as sb:
+        sb.write_file("big.txt", "line of text\n" * 50_000)
+        patch = sb.diff()
+    assert patch.count("+line of text") == 50_000
+
+
+def test_test_run_litter_stays_out_of_the_patch(sandbox) -> None:
+    res = sandbox.run("python -m pytest -q tests && python -c 'import calc'", 60, restricted=True)
+    assert "1 passed" in res.output
+    sandbox.run("mkdir -p .pytest_cache pkg/__pycache__ && touch .pytest_cache/x pkg/__pycache__/m.pyc", 10)
+    assert sandbox.diff() == ""
 
 
 # -- bubblewrap isolation ------------------------------------------------------------------
@@ -142,7 +166,8 @@ def test_no_network_not_even_loopback(toy_task: Task) -> None:
         # The same probe reaches the port from the host...
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
         with make_sandbox("bubblewrap", toy_task) as sb:
-            probe = f"python -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2); print('CONNECTED')\""
+            connect = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2); print('CONNECTED')"
+            probe = f'python -c "{connect}"'
             res = sb.run(probe, 20)
             assert not res.ok and "CONNECTED" not in res.output
             assert "Connection refused" in res.output or "unreachable" in res.output
@@ -173,6 +198,18 @@ def test_gold_data_and_cache_are_invisible(toy_task: Task) -> None:
         assert not sb.run(f"ls {os.environ['SWEREPAIR_CACHE']}", 10).ok
         assert not sb.run(f"ls {toy_task.repo_source}", 10).ok
         assert sb.run("python -m pytest --version", 30).ok
+
+
+@needs_bwrap
+def test_package_is_hidden_even_under_a_system_directory(toy_task: Task, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swerepair.envs.sandbox import bubblewrap
+
+    system_pkg = "/usr/lib/python3/dist-packages" if os.path.isdir("/usr/lib/python3/dist-packages") else "/usr/lib"
+    assert os.listdir(system_pkg)
+    monkeypatch.setattr(bubblewrap, "_package_dir", lambda: system_pkg)
+    with make_sandbox("bubblewrap", toy_task) as sb:
+        res = sb.run(f"ls -A {system_pkg} | wc -l", 10)
+    assert res.output.strip() == "0"
 
 
 @needs_bwrap

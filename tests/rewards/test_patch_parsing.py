@@ -77,7 +77,10 @@ def test_git_features() -> None:
 
 
 def test_crlf_and_plain_diff_u() -> None:
-    plain = "--- a/x.py\t2024-01-01\n+++ b/x.py\t2024-01-02\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n--- y.py\n+++ y.py\n@@ -1 +1 @@\n-1\n+2\n"
+    plain = (
+        "--- a/x.py\t2024-01-01\n+++ b/x.py\t2024-01-02\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n"
+        "--- y.py\n+++ y.py\n@@ -1 +1 @@\n-1\n+2\n"
+    )
     files = parse_patch(plain.replace("\n", "\r\n"))
     assert [f.path for f in files] == ["x.py", "y.py"]
     assert files[0].hunks[0].lines == (" a", "-b", "+c")
