@@ -106,21 +106,26 @@ class BubblewrapSandbox(WorkspaceSandbox):
             for path in {p, real}:
                 if os.path.isdir(path) and path not in visible:
                     visible.append(path)
+        # /tmp first: a prefix may live under /tmp and must stay visible above the tmpfs.
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         for path in sorted(visible, key=len):
             args += ["--ro-bind", path, path]
         # Hide the swerepair package (its task data holds the gold patches) and the cache
-        # (pristine checkouts) wherever a mount above exposed them, /usr included.
+        # (pristine checkouts) wherever a mount above exposed them, /usr included; then put
+        # back any interpreter prefix that lives inside a hidden directory (an editable
+        # install's .venv inside the source tree).
         exposed = [os.path.realpath(v) for v in visible] + [d for d in _SYSTEM_DIRS if not os.path.islink(d)]
-        for secret in (_package_dir(), os.path.realpath(cache_root())):
-            if any(secret == v or secret.startswith(v + "/") for v in exposed) and os.path.isdir(secret):
-                args += ["--tmpfs", secret]
+        hidden = [
+            secret
+            for secret in (_package_dir(), os.path.realpath(cache_root()))
+            if os.path.isdir(secret) and any(secret == v or secret.startswith(v + "/") for v in exposed)
+        ]
+        for secret in hidden:
+            args += ["--tmpfs", secret]
+        for path in sorted(visible, key=len):
+            if any(path.startswith(h + "/") for h in hidden):
+                args += ["--ro-bind", path, path]
         args += [
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--tmpfs",
-            "/tmp",
             "--dir",
             "/opt/swerepair",
             "--ro-bind",
