@@ -110,27 +110,45 @@ def check_arguments(tool: Tool, args: Mapping[str, Any]) -> None:
 
 
 def cut_output(text: str, limit: int) -> str:
-    """Cut `text` to about `limit` characters, keeping its head and tail around a marker.
+    """Cut `text` to at most `limit` characters, keeping its head (two thirds) and its tail
+    around a marker that says how much was cut. Idempotent: cutting twice changes nothing.
 
-    >>> cut_output("a" * 10 + "b" * 10, 8)
-    'aaaaa\\n[... 12 characters cut ...]\\nbbb'
+    >>> cut_output("a" * 60 + "b" * 60, 50)
+    'aaaaaaaaaaaaaa\\n[... 99 characters cut ...]\\nbbbbbbb'
+    >>> len(cut_output("x" * 10_000, 500)), cut_output("short", 500)
+    (500, 'short')
     """
     if limit <= 0 or len(text) <= limit:
         return text
-    head = (limit * 2) // 3
-    tail = limit - head
-    cut = len(text) - head - tail
-    return f"{text[:head]}\n[... {cut} characters cut ...]\n{text[len(text) - tail :] if tail else ''}"
+    marker = ""
+    for _ in range(3):  # the marker's length depends on the number it shows
+        room = max(limit - len(marker), 0)
+        head = (room * 2) // 3
+        tail = room - head
+        marker = f"\n[... {len(text) - head - tail} characters cut ...]\n"
+    if len(marker) >= limit:
+        return text[:limit]
+    room = limit - len(marker)
+    head = (room * 2) // 3
+    tail = room - head
+    return (
+        f"{text[:head]}\n[... {len(text) - head - tail} characters cut ...]\n{text[len(text) - tail :] if tail else ''}"
+    )
 
 
-def format_exec_result(result: ExecResult, ctx: ToolContext) -> str:
-    """What the model reads after a command: its output, then notes on how it ended."""
-    text = cut_output(result.output, ctx.max_output_chars)
+def format_exec_result(result: ExecResult, ctx: ToolContext | None = None) -> str:
+    """What the model reads after a command: its output, then notes on how it ended.
+
+    The text is not cut here: the env cuts every tool's output to `max_output_chars`, keeping
+    the tail, so the notes survive.
+    """
+    text = result.output
     notes: list[str] = []
     if result.truncated:
         notes.append(f"[output was {result.output_bytes} bytes; only the first part was kept]")
     if result.timed_out:
-        notes.append(f"[command timed out after {ctx.timeout_s:g}s and was killed]")
+        timeout = f" after {ctx.timeout_s:g}s" if ctx is not None else ""
+        notes.append(f"[command timed out{timeout} and was killed]")
     elif result.exit_code != 0:
         notes.append(f"[exit code: {result.exit_code}]")
     if not text.strip() and not notes:

@@ -304,7 +304,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         if not isinstance(output, str):
             ep.errors += 1
             return f"Error: the tool '{call.name}' returned {type(output).__name__}, not text"
-        if "[command timed out after" in output:
+        if "[command timed out" in output:
             ep.timeouts += 1
         return cut_output(output, self.tool_ctx.max_output_chars)
 

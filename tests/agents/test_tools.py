@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from helpers import SANDBOX_KINDS
 from swerepair.agents import APPLY_PATCH, SHELL, Tool, ToolContext, ToolError, check_arguments, cut_output
@@ -76,7 +78,7 @@ def test_shell_output_notes_and_cutting(sandbox) -> None:
     out = SHELL.fn(sandbox, CTX, {"cmd": "seq 1 100000"})
     assert "seq" in out and "not found" in out, "seq is not on the restricted PATH"
     out = SHELL.fn(sandbox, CTX, {"cmd": "python -c 'print(\"x\" * 5000)'"})
-    assert "characters cut ...]" in out and len(out) < 700
+    assert out == "x" * 5000, "the tool returns everything; the env cuts (see test_env)"
     out = SHELL.fn(sandbox, CTX, {"cmd": "grep -c nothing-here calc.py"})
     assert out.endswith("[exit code: 1]")
     out = SHELL.fn(sandbox, ToolContext(timeout_s=1), {"cmd": "python -c 'import time; time.sleep(5)'"})
@@ -90,7 +92,11 @@ def test_cut_output_keeps_head_and_tail() -> None:
     text = "".join(f"line {i}\n" for i in range(1000))
     cut = cut_output(text, 300)
     assert cut.startswith("line 0\n") and cut.endswith("line 999\n")
-    assert f"[... {len(text) - 300} characters cut ...]" in cut
+    assert len(cut) == 300
+    marker = re.search(r"\n\[\.\.\. (\d+) characters cut \.\.\.\]\n", cut)
+    assert marker is not None
+    assert int(marker.group(1)) == len(text) - (len(cut) - len(marker.group(0))), "the count must be exact"
+    assert cut_output(cut, 300) == cut, "cutting twice must change nothing"
     assert cut_output("short", 300) == "short"
 
 

@@ -339,3 +339,13 @@ def test_async_vector_env_steps_four_envs() -> None:
         assert len(set(infos["task_id"])) >= 2
     finally:
         envs.close()
+
+
+def test_long_shell_output_is_cut_once_with_an_exact_count(toy_task: Task) -> None:
+    env = SweRepairEnv(tasks=[toy_task], max_output_chars=2000)
+    env.reset()
+    obs, *_ = env.step(hermes_call("shell", {"cmd": "python -c 'print(\"y\" * 100000)'"}))
+    content = obs[-1]["content"]
+    assert len(content) <= 2000 and content.count("characters cut") == 1
+    kept = content.count("y")
+    assert f"[... {100_000 - kept} characters cut ...]" in content
