@@ -74,12 +74,8 @@ def _random_text(rng: np.random.Generator, lo: int = 3, hi: int = 12) -> str:
     return " ".join(_WORDS[int(i)] for i in rng.integers(0, len(_WORDS), size=n))
 
 
-class ConversationSpace(spaces.Space[list[dict[str, Any]]]):
-    """A list of chat messages (``role``, ``content``, ``tool_calls``, ``tool_call_id``).
-
-    Observations of SweRepair-v0 live here: the conversation so far, oldest message first,
-    starting with the system message.
-    """
+class _StructuredSpace(spaces.Space[Any]):
+    """Base of the JSON-shaped spaces: no shape, no dtype, not flattenable; equal by type."""
 
     def __init__(self, seed: int | np.random.Generator | None = None) -> None:
         super().__init__(shape=None, dtype=None, seed=seed)
@@ -87,6 +83,23 @@ class ConversationSpace(spaces.Space[list[dict[str, Any]]]):
     @property
     def is_np_flattenable(self) -> bool:
         return False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class ConversationSpace(_StructuredSpace):
+    """A list of chat messages (``role``, ``content``, ``tool_calls``, ``tool_call_id``).
+
+    Observations of SweRepair-v0 live here: the conversation so far, oldest message first,
+    starting with the system message.
+    """
 
     def contains(self, x: Any) -> bool:
         return isinstance(x, list) and all(is_message(m) for m in x)
@@ -98,30 +111,14 @@ class ConversationSpace(spaces.Space[list[dict[str, Any]]]):
             {"role": "user", "content": _random_text(self.np_random)},
         ]
 
-    def __repr__(self) -> str:
-        return "ConversationSpace()"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ConversationSpace)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
-
-
-class AssistantTurnSpace(spaces.Space[Any]):
+class AssistantTurnSpace(_StructuredSpace):
     """One assistant turn: raw completion text (``str``) or an OpenAI-style assistant message
     (``{"role": "assistant", "content": ..., "tool_calls": [...]}``).
 
     `contains` checks the shape only; whether the tool calls are well formed is the env's
     business (a malformed call is an error observation, not an invalid action).
     """
-
-    def __init__(self, seed: int | np.random.Generator | None = None) -> None:
-        super().__init__(shape=None, dtype=None, seed=seed)
-
-    @property
-    def is_np_flattenable(self) -> bool:
-        return False
 
     def contains(self, x: Any) -> bool:
         if isinstance(x, str):
@@ -134,12 +131,3 @@ class AssistantTurnSpace(spaces.Space[Any]):
     def sample(self, mask: Any | None = None, probability: Any | None = None) -> str:
         """Random completion text without a tool call (the env answers it with a nudge)."""
         return _random_text(self.np_random)
-
-    def __repr__(self) -> str:
-        return "AssistantTurnSpace()"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, AssistantTurnSpace)
-
-    def __hash__(self) -> int:
-        return hash(type(self))

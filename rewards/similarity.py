@@ -62,6 +62,16 @@ def per_file_similarity(patch: str, gold: str, *, tests: bool | None = None, str
     return total / len(union)
 
 
+def _side_similarity(patch: Any, gold: str, *, tests: bool) -> float:
+    """`per_file_similarity` over one side (test or non-test files); when neither patch
+    touches that side, 1 if the gold patch is empty and 0 otherwise."""
+    if not isinstance(patch, str):
+        return 0.0
+    if not _files(gold, tests=tests) and not _files(patch, tests=tests):
+        return 1.0 if not gold.strip() else 0.0
+    return per_file_similarity(patch, gold, tests=tests)
+
+
 def functional_similarity(patch: str, task: Any) -> float:
     """R_functional: similarity of the non-test files' changes to the gold ``task.patch``.
 
@@ -69,12 +79,7 @@ def functional_similarity(patch: str, task: Any) -> float:
     >>> functional_similarity(T.patch, T()), functional_similarity("", T())
     (1.0, 0.0)
     """
-    if not isinstance(patch, str):
-        return 0.0
-    gold = _field(task, "patch")
-    if not _files(gold, tests=False) and not _files(patch, tests=False):
-        return 1.0 if not gold.strip() else 0.0
-    return per_file_similarity(patch, gold, tests=False)
+    return _side_similarity(patch, _field(task, "patch"), tests=False)
 
 
 def testing_alignment(patch: str, task: Any) -> float:
@@ -84,12 +89,7 @@ def testing_alignment(patch: str, task: Any) -> float:
     >>> testing_alignment(T.test_patch, T())
     1.0
     """
-    if not isinstance(patch, str):
-        return 0.0
-    gold = _field(task, "test_patch")
-    if not _files(gold, tests=True) and not _files(patch, tests=True):
-        return 1.0 if not gold.strip() else 0.0
-    return per_file_similarity(patch, gold, tests=True)
+    return _side_similarity(patch, _field(task, "test_patch"), tests=True)
 
 
 def file_targeting(patch: str, task: Any) -> float:
