@@ -32,7 +32,7 @@ from swerepair.envs.sandbox import (
 )
 from swerepair.envs.spaces import AssistantTurnSpace, ConversationSpace
 from swerepair.envs.tasks import TaskSource, load_tasks
-from swerepair.rewards import REWARDS, RewardFn, resolve_reward
+from swerepair.rewards import REWARDS, RewardFn, evaluate, resolve_reward
 
 __all__ = ["Budgets", "SweRepairEnv", "estimate_tokens"]
 
@@ -100,13 +100,16 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         sandbox: ``"auto"`` (bubblewrap where it works, else local), ``"bubblewrap"``,
             ``"local"``, or a callable ``task -> Sandbox``.
         scaffold: the agent's prompt, tools and parser (default: the nano-agent).
-        reward: a name from `swerepair.rewards.REWARDS` or a callable ``(patch, task) -> float``.
+        reward: a name from `swerepair.rewards.REWARDS` or `SANDBOX_REWARDS` (``tests_pass``,
+            run in a fresh verifier sandbox made like the agent's), or a callable
+            ``(patch, task) -> float`` (or an object with ``evaluate``, such as a `Rubric`).
             The default, ``functional_similarity``, scores the gold patch exactly 1.
         budgets: step, context and wall-clock budgets.
         tool_timeout_s: wall-clock limit of one tool command.
         max_output_chars: tool output beyond this many characters is cut (head and tail kept).
         token_counter: counts a conversation's tokens for the context budget
             (default: `estimate_tokens`).
+        verifier_timeout_s: time limit of one test run of a test-executing reward.
         sandbox_config: resource limits and interpreter for the built-in sandboxes.
         repos: where task repositories live, as for `load_tasks`.
         render_mode: ``"ansi"`` makes `render()` return the transcript as text.
@@ -125,6 +128,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         tool_timeout_s: float = 30.0,
         max_output_chars: int = 8000,
         token_counter: Callable[[Sequence[Message]], int] | None = None,
+        verifier_timeout_s: float = 300.0,
         sandbox_config: SandboxConfig | None = None,
         repos: Any = None,
         render_mode: str | None = None,
@@ -138,7 +142,6 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             raise ValueError("the task set is empty")
         self._by_id = {t.instance_id: t for t in self.tasks}
         self.scaffold = scaffold or nano_agent()
-        self.reward_name, self.reward_fn = resolve_reward(reward)
         unknown = set(budget_overrides) - set(Budgets.__dataclass_fields__)
         if unknown:
             raise TypeError(f"unknown argument(s) {sorted(unknown)}")
@@ -160,6 +163,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
                 )
             self.sandbox_kind = kind
             self._factory = lambda task: make_sandbox(kind, task, self.sandbox_config)
+        self.reward_name, self.reward_fn = resolve_reward(reward, self._factory, timeout=verifier_timeout_s)
         self.observation_space = ConversationSpace()
         self.action_space = AssistantTurnSpace()
         self._ep: _Episode | None = None
@@ -367,14 +371,15 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         components: dict[str, float] = {}
         reward = 0.0
         if ep.failure is None:
-            try:
-                reward = float(self.reward_fn(patch, ep.task))
-            except Exception as exc:  # a verifier failure is not the agent's fault
-                log.exception("task %s: the reward function raised", ep.task.instance_id)
-                ep.failure = f"reward: {type(exc).__name__}: {exc}"
-                exit_reason, terminated, reward = "reward_error", False, 0.0
+            outcome = evaluate(self.reward_fn, patch, ep.task)
+            if outcome.failed or outcome.value is None:
+                log.error("task %s: the reward could not be computed: %s", ep.task.instance_id, outcome.reason)
+                ep.failure = f"reward: {outcome.reason}"
+                exit_reason, terminated = "reward_error", False
             else:
+                reward = outcome.value
                 components = {name: float(fn(patch, ep.task)) for name, fn in REWARDS.items()}
+                components.update(outcome.components)
                 components[self.reward_name] = reward
         failed = ep.failure is not None
         info = self._step_info(ep) | {

@@ -10,6 +10,9 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from swerepair.rewards.adapters import as_trl_reward, extract_patch
+from swerepair.rewards.combinators import Gate, Rubric, weighted_sum
+from swerepair.rewards.outcome import EvaluatingReward, RewardOutcome, VerifierError, evaluate, reward_name
 from swerepair.rewards.patch import FilePatch, Hunk, is_test_path, normalize_file, parse_patch
 from swerepair.rewards.similarity import (
     RewardFn,
@@ -17,23 +20,40 @@ from swerepair.rewards.similarity import (
     functional_similarity,
     patch_similarity,
     per_file_similarity,
+    swe_rl_similarity,
     testing_alignment,
 )
+from swerepair.rewards.tests_pass import PatchApplies, TestsPass, is_valid_patch
 
 __all__ = [
     "REWARDS",
+    "SANDBOX_REWARDS",
+    "EvaluatingReward",
     "FilePatch",
+    "Gate",
     "Hunk",
+    "PatchApplies",
     "RewardFn",
+    "RewardOutcome",
+    "Rubric",
+    "TestsPass",
+    "VerifierError",
+    "as_trl_reward",
+    "evaluate",
+    "extract_patch",
     "file_targeting",
     "functional_similarity",
     "is_test_path",
+    "is_valid_patch",
     "normalize_file",
     "parse_patch",
     "patch_similarity",
     "per_file_similarity",
     "resolve_reward",
+    "reward_name",
+    "swe_rl_similarity",
     "testing_alignment",
+    "weighted_sum",
 ]
 
 #: The rewards that can be named in ``gymnasium.make("SweRepair-v0", reward=NAME)``.
@@ -43,14 +63,34 @@ REWARDS: Mapping[str, RewardFn] = MappingProxyType(
         "file_targeting": file_targeting,
         "testing_alignment": testing_alignment,
         "patch_similarity": patch_similarity,
+        "swe_rl_similarity": swe_rl_similarity,
+        "is_valid_patch": is_valid_patch,
     }
 )
 
+#: Rewards that run in a verifier sandbox, by name: built by the env with its sandbox factory.
+SANDBOX_REWARDS: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {"tests_pass": TestsPass, "patch_applies": PatchApplies}
+)
 
-def resolve_reward(reward: str | Callable[[str, Any], float]) -> tuple[str, RewardFn]:
-    """``(name, function)`` for a reward given by name or as a callable."""
+
+def resolve_reward(
+    reward: str | Callable[[str, Any], float],
+    sandbox_factory: Callable[[Any], Any] | None = None,
+    **options: Any,
+) -> tuple[str, RewardFn]:
+    """``(name, reward)`` for a reward given by name or as a callable.
+
+    Names of `SANDBOX_REWARDS` need `sandbox_factory` (the env passes its own); `options` go
+    to their constructor (``timeout=``).
+    """
     if callable(reward):
-        return getattr(reward, "__name__", type(reward).__name__), reward
-    if reward not in REWARDS:
-        raise ValueError(f"unknown reward {reward!r}; choose one of {sorted(REWARDS)} or pass a callable")
-    return reward, REWARDS[reward]
+        return reward_name(reward), reward
+    if reward in REWARDS:
+        return reward, REWARDS[reward]
+    if reward in SANDBOX_REWARDS:
+        if sandbox_factory is None:
+            raise ValueError(f"the reward {reward!r} runs tests and needs a sandbox factory")
+        return reward, SANDBOX_REWARDS[reward](sandbox_factory, **options)
+    known = sorted([*REWARDS, *SANDBOX_REWARDS])
+    raise ValueError(f"unknown reward {reward!r}; choose one of {known} or pass a callable")

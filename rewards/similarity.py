@@ -1,11 +1,20 @@
 """Patch-similarity rewards: how close the agent's diff is to the real fix.
 
 Every reward here is pure, deterministic and total: any text in, a float in [0, 1] out, never
-an exception. Each is called as ``reward(patch, task)`` where `task` is any object with the
-SWE-bench fields as attributes (``patch``, ``test_patch``, ...).
+an exception. Each is called as ``reward(patch, task)`` where `task` is any object (or dict)
+with the SWE-bench fields ``patch`` and ``test_patch``.
 
-Similarities are exact LCS-based ratios (rapidfuzz's normalised Indel similarity, equal to
-``difflib.SequenceMatcher(autojunk=False).ratio()`` on the same strings but exact and fast).
+Similarities are exact LCS-based ratios: rapidfuzz's normalised Indel similarity,
+``1 - indel_distance(a, b) / (len(a) + len(b))``, which equals
+``difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()`` but runs in bit-parallel C.
+Default difflib (``autojunk=True``) treats frequent characters of long strings as junk and
+under-scores long patches, so it is not used.
+
+**Sides.** A patch splits into test files (``tests/``, ``test_*.py``, ...; see
+`is_test_path`) and the rest. R_functional and R_files look at the non-test side of the gold
+``task.patch``, R_testing at the test side of the gold ``task.test_patch``. When a gold patch
+has files but none on its side (a fix that only touches files that look like tests, say),
+the comparison uses all files instead, so that every reward scores the gold patch itself 1.
 """
 
 from __future__ import annotations
@@ -22,37 +31,41 @@ __all__ = [
     "functional_similarity",
     "patch_similarity",
     "per_file_similarity",
+    "swe_rl_similarity",
     "testing_alignment",
 ]
 
+#: A reward: ``(patch, task) -> float in [0, 1]``.
 RewardFn = Callable[[str, Any], float]
 
 
 def _field(task: Any, name: str) -> str:
-    value = getattr(task, name, None)
-    if value is None and isinstance(task, dict):
-        value = task.get(name)
+    value = task.get(name) if isinstance(task, dict) else getattr(task, name, None)
     return value if isinstance(value, str) else ""
 
 
-def _files(text: str, *, tests: bool | None) -> dict[str, FilePatch]:
+def _files(text: Any, side: bool | None) -> dict[str, FilePatch]:
+    """Files of a patch, keyed by path: test files (`side=True`), others (False) or all (None)."""
     out: dict[str, FilePatch] = {}
-    for fp in parse_patch(text):
-        if tests is None or is_test_path(fp.path) == tests:
+    for fp in parse_patch(text if isinstance(text, str) else ""):
+        if side is None or is_test_path(fp.path) == side:
             out[fp.path] = fp
     return out
 
 
-def per_file_similarity(patch: str, gold: str, *, tests: bool | None = None, strip_comments: bool = False) -> float:
-    """Mean over the union of touched files of the LCS ratio of their normalised changes.
+def _sides(patch: Any, gold: str, side: bool) -> tuple[dict[str, FilePatch], dict[str, FilePatch]]:
+    """The agent's and the gold's files on `side`, or on all files when the gold has files but
+    none on that side."""
+    ref = _files(gold, side)
+    if not ref and _files(gold, None):
+        return _files(patch, None), _files(gold, None)
+    return _files(patch, side), ref
 
-    A file only one side touched scores 0. Two patches that touch nothing (after filtering
-    by `tests`) score 1 if both are empty, else 0.
-    """
-    mine, ref = _files(patch, tests=tests), _files(gold, tests=tests)
+
+def _mean_file_ratio(mine: dict[str, FilePatch], ref: dict[str, FilePatch], strip_comments: bool) -> float:
     union = set(mine) | set(ref)
     if not union:
-        return 1.0 if not patch.strip() and not gold.strip() else 0.0
+        return 1.0
     total = 0.0
     for path in union:
         if path in mine and path in ref:
@@ -62,53 +75,68 @@ def per_file_similarity(patch: str, gold: str, *, tests: bool | None = None, str
     return total / len(union)
 
 
-def _side_similarity(patch: Any, gold: str, *, tests: bool) -> float:
-    """`per_file_similarity` over one side (test or non-test files); when neither patch
-    touches that side, 1 if the gold patch is empty and 0 otherwise."""
+def per_file_similarity(patch: str, gold: str, *, tests: bool | None = None, strip_comments: bool = False) -> float:
+    """Mean, over the union of files either patch touches, of the LCS ratio of each file's
+    normalised change; a file only one side touched scores 0. `tests` restricts both patches
+    to test files (True) or non-test files (False). Two patches with no files score 1.
+
+    >>> x, y = "--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n-a\\n+b\\n", "--- a/y\\n+++ b/y\\n@@ -1 +1 @@\\n-a\\n+b\\n"
+    >>> per_file_similarity(x, y), per_file_similarity(x, x)
+    (0.0, 1.0)
+    """
+    return _mean_file_ratio(_files(patch, tests), _files(gold, tests), strip_comments)
+
+
+def _side_similarity(patch: Any, gold: str, *, side: bool, strip_comments: bool = False) -> float:
     if not isinstance(patch, str):
         return 0.0
-    if not _files(gold, tests=tests) and not _files(patch, tests=tests):
-        return 1.0 if not gold.strip() else 0.0
-    return per_file_similarity(patch, gold, tests=tests)
+    mine, ref = _sides(patch, gold, side)
+    return _mean_file_ratio(mine, ref, strip_comments)
 
 
-def functional_similarity(patch: str, task: Any) -> float:
-    """R_functional: similarity of the non-test files' changes to the gold ``task.patch``.
+def functional_similarity(patch: str, task: Any, *, strip_comments: bool = False) -> float:
+    """R_functional: per-file similarity of the non-test changes to the gold ``task.patch``.
+
+    The default reward of SweRepair-v0: the gold patch scores exactly 1, an empty patch 0
+    (against a non-empty gold), and edits to test files neither help nor hurt.
 
     >>> class T: patch = "--- a/m.py\\n+++ b/m.py\\n@@ -1 +1 @@\\n-x = 1\\n+x = 2\\n"
     >>> functional_similarity(T.patch, T()), functional_similarity("", T())
     (1.0, 0.0)
     """
-    return _side_similarity(patch, _field(task, "patch"), tests=False)
+    return _side_similarity(patch, _field(task, "patch"), side=False, strip_comments=strip_comments)
 
 
-def testing_alignment(patch: str, task: Any) -> float:
-    """R_testing: similarity of the test files' changes to the gold ``task.test_patch``.
+def testing_alignment(patch: str, task: Any, *, strip_comments: bool = False) -> float:
+    """R_testing: per-file similarity of the agent's test changes to the gold ``task.test_patch``.
+
+    Not symmetric in general: which side counts is decided by the gold patch.
 
     >>> class T: test_patch = "--- a/tests/test_m.py\\n+++ b/tests/test_m.py\\n@@ -1 +1,2 @@\\n x\\n+y\\n"
-    >>> testing_alignment(T.test_patch, T())
-    1.0
+    >>> testing_alignment(T.test_patch, T()), testing_alignment("", T())
+    (1.0, 0.0)
     """
-    return _side_similarity(patch, _field(task, "test_patch"), tests=True)
+    return _side_similarity(patch, _field(task, "test_patch"), side=True, strip_comments=strip_comments)
 
 
 def file_targeting(patch: str, task: Any) -> float:
-    """R_files: Jaccard overlap of the non-test files changed by `patch` and by ``task.patch``.
+    """R_files: Jaccard overlap |A∩B| / |A∪B| of the non-test files changed by `patch` (A) and
+    by the gold ``task.patch`` (B); 1 when neither changes any.
 
-    Jaccard (|A∩B| / |A∪B|) rather than recall: touching unrelated files costs as much as
-    missing the right one, so editing everything does not pay.
+    Jaccard rather than recall (|A∩B| / |B|): editing every file in the repository would
+    have full recall; under Jaccard each unrelated file costs as much as a missed one.
+    Rather than F1 (Dice): Jaccard is a metric and reads as "fraction of the files involved
+    that both agree on".
 
     >>> class T: patch = "--- a/m.py\\n+++ b/m.py\\n@@ -1 +1 @@\\n-x\\n+y\\n"
-    >>> file_targeting(T.patch, T())
-    1.0
+    >>> file_targeting(T.patch, T()), file_targeting(T.patch + T.patch.replace("m.py", "n.py"), T())
+    (1.0, 0.5)
     """
     if not isinstance(patch, str):
         return 0.0
-    mine = set(_files(patch, tests=False))
-    ref = set(_files(_field(task, "patch"), tests=False))
-    if not mine | ref:
-        return 0.0
-    return len(mine & ref) / len(mine | ref)
+    mine, ref = _sides(patch, _field(task, "patch"), False)
+    union = set(mine) | set(ref)
+    return len(set(mine) & set(ref)) / len(union) if union else 1.0
 
 
 def patch_similarity(
@@ -119,23 +147,51 @@ def patch_similarity(
     w_functional: float = 0.4,
     w_testing: float = 0.4,
 ) -> float:
-    """R_total = w_files R_files + w_functional R_functional + w_testing R_testing (normalised).
+    """R_total = w_files R_files + w_functional R_functional + w_testing R_testing, divided by
+    the sum of the weights of the components that apply.
+
+    A component applies when its gold is non-empty: R_testing does not apply to a task without
+    a ``test_patch``. So the gold patch plus the gold test patch score exactly 1, and an empty
+    patch scores 0 whenever the task has any gold.
 
     >>> class T:
     ...     patch = "--- a/m.py\\n+++ b/m.py\\n@@ -1 +1 @@\\n-x\\n+y\\n"
-    ...     test_patch = ""
-    >>> round(patch_similarity(T.patch, T()), 3)
-    1.0
+    ...     test_patch = "--- a/tests/test_m.py\\n+++ b/tests/test_m.py\\n@@ -1 +1 @@\\n-a\\n+b\\n"
+    >>> patch_similarity(T.patch + T.test_patch, T()), round(patch_similarity(T.patch, T()), 3)
+    (1.0, 0.6)
     """
-    weights = w_files + w_functional + w_testing
+    parts = []
+    if _files(_field(task, "patch"), None):
+        parts += [(w_files, file_targeting(patch, task)), (w_functional, functional_similarity(patch, task))]
+    if _files(_field(task, "test_patch"), None):
+        parts.append((w_testing, testing_alignment(patch, task)))
+    weights = sum(w for w, _ in parts)
     if weights <= 0:
+        return 1.0 if isinstance(patch, str) and not _files(patch, None) else 0.0
+    return min(1.0, max(0.0, sum(w * r for w, r in parts) / weights))
+
+
+def swe_rl_similarity(patch: str, task: Any, *, unparseable: float = 0.0) -> float:
+    """A single score in the style of SWE-RL: the LCS ratio of the whole normalised non-test
+    patch (files in path order) against the gold ``task.patch``.
+
+    `unparseable` is what a non-empty patch that holds no recognisable file change scores
+    (SWE-RL gives a format penalty; rewards here stay in [0, 1], so it is clamped to it).
+
+    >>> class T: patch = "--- a/m.py\\n+++ b/m.py\\n@@ -1 +1 @@\\n-x = 1\\n+x = 2\\n"
+    >>> swe_rl_similarity(T.patch, T()), swe_rl_similarity("garbage", T(), unparseable=0.1)
+    (1.0, 0.1)
+    """
+    if not isinstance(patch, str):
         return 0.0
-    score = (
-        w_files * file_targeting(patch, task)
-        + w_functional * functional_similarity(patch, task)
-        + w_testing * testing_alignment(patch, task)
-    )
-    return min(1.0, max(0.0, score / weights))
+    if patch.strip() and not _files(patch, None):
+        return min(1.0, max(0.0, unparseable))
+    mine, ref = _sides(patch, _field(task, "patch"), False)
+    if not mine and not ref:
+        return 1.0
+    a = "\n".join(f"{p}\n{normalize_file(mine[p])}" for p in sorted(mine))
+    b = "\n".join(f"{p}\n{normalize_file(ref[p])}" for p in sorted(ref))
+    return Indel.normalized_similarity(a, b)
 
 
 # The name starts with "test": keep pytest from collecting it where users import it into tests.

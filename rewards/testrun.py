@@ -62,8 +62,9 @@ class TestRun:
         if self.result.timed_out:
             return True
         no_verdicts = not any(v != "MISSING" for v in self.verdicts.values())
-        # pytest exit codes: 3 internal error, 4 usage error; 126/127: interpreter missing.
-        return no_verdicts and self.result.exit_code in (3, 4, 126, 127)
+        # pytest exit 3: internal error; 126/127: the interpreter cannot run. Exit 2
+        # (collection errors) and 4 (a test file the patch deleted) are the patch's doing.
+        return no_verdicts and self.result.exit_code in (3, 126, 127)
 
 
 def run_tests(sandbox: Sandbox, test_ids: Sequence[str], timeout: float) -> TestRun:

@@ -101,8 +101,8 @@ class BubblewrapSandbox(WorkspaceSandbox):
         visible: list[str] = []
         for p in sorted(prefixes):
             real = os.path.realpath(p)
-            if any(real == s or real.startswith(s + "/") for s in _SYSTEM_DIRS):
-                continue
+            if real == "/" or any(real == s or real.startswith(s + "/") for s in _SYSTEM_DIRS):
+                continue  # never expose the whole root; system dirs are mounted already
             for path in {p, real}:
                 if os.path.isdir(path) and path not in visible:
                     visible.append(path)
@@ -189,7 +189,9 @@ class BubblewrapSandbox(WorkspaceSandbox):
             for fd in (read_fd, write_fd):
                 if fd >= 0:
                     os.close(fd)
-        started = any("child-pid" in e for e in events)
-        if not started and not result.timed_out:
+        # bwrap reports "exit-code" only once the command itself ran; without it, setting up
+        # the sandbox failed (a mount, a namespace) and the output is bwrap's complaint.
+        ran = any("exit-code" in e for e in events)
+        if not ran and not result.timed_out:
             raise SandboxError(f"bwrap could not set up the sandbox: {result.output.strip()[:2000]}")
         return result

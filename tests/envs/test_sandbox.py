@@ -217,3 +217,19 @@ def test_processes_are_invisible(toy_task: Task) -> None:
     with make_sandbox("bubblewrap", toy_task) as sb:
         res = sb.run("ls /proc | grep -c '^[0-9]'", 10)
     assert int(res.output.strip()) <= 4, res.output
+
+
+@needs_bwrap
+def test_a_bwrap_setup_failure_is_a_sandbox_error_not_a_command_failure(toy_task: Task) -> None:
+    with make_sandbox("bubblewrap", toy_task) as sb:
+        assert sb.run("exit 1", 10).exit_code == 1  # the command's own failure is a result
+        sb._mounts = ["--ro-bind", "/nonexistent-source", "/x", *sb._mounts]
+        with pytest.raises(SandboxError, match="could not set up"):
+            sb.run("true", 10)
+
+
+@needs_bwrap
+def test_an_interpreter_outside_any_prefix_never_exposes_the_root(toy_task: Task) -> None:
+    with make_sandbox("bubblewrap", toy_task, SandboxConfig(python="/nonexistent/python3")) as sb:
+        assert "--ro-bind / /" not in " ".join(sb._mounts)
+        assert not sb.run("ls /root/.cache", 10).ok
