@@ -264,7 +264,6 @@ def is_test_path(path: str) -> bool:
 
 
 _COMMENT = re.compile(r"(^|\s)#.*$")
-_WS = re.compile(r"\s+")
 
 
 def normalize_file(fp: FilePatch, *, strip_comments: bool = False) -> str:
@@ -284,10 +283,9 @@ def normalize_file(fp: FilePatch, *, strip_comments: bool = False) -> str:
                 continue
             if strip_comments:
                 body = _COMMENT.sub("", body)
-            body = _WS.sub(" ", body).strip()
-            if not body:
-                continue
-            out.append(tag + body)
+            words = body.split()  # collapses whitespace runs and strips, without a regex
+            if words:
+                out.append(tag + " ".join(words))
     if not fp.hunks:
         out.append(f"{fp.status} binary={fp.binary} mode={fp.old_mode}->{fp.new_mode}")
     return "\n".join(out)

@@ -5,10 +5,12 @@ an exception. Each is called as ``reward(patch, task)`` where `task` is any obje
 with the SWE-bench fields ``patch`` and ``test_patch``.
 
 Similarities are exact LCS-based ratios: rapidfuzz's normalised Indel similarity,
-``1 - indel_distance(a, b) / (len(a) + len(b))``, which equals
-``difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()`` but runs in bit-parallel C.
-Default difflib (``autojunk=True``) treats frequent characters of long strings as junk and
-under-scores long patches, so it is not used.
+``1 - indel_distance(a, b) / (len(a) + len(b)) = 2 * LCS(a, b) / (len(a) + len(b))``, computed
+bit-parallel in C. ``difflib.SequenceMatcher.ratio()`` has the same form but finds its common
+subsequence greedily (longest block first, Ratcliff/Obershelp), so it is only a lower bound,
+even with ``autojunk=False`` (``"cbc"`` vs ``"bac"``: difflib 0.33, exact 0.67); with its default
+``autojunk=True`` it also treats frequent characters of long strings as junk and under-scores
+long patches badly. Neither is used.
 
 **Sides.** A patch splits into test files (``tests/``, ``test_*.py``, ...; see
 `is_test_path`) and the rest. R_functional and R_files look at the non-test side of the gold
