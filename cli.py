@@ -58,6 +58,7 @@ def cmd_tasks_validate(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     import gymnasium as gym
+
     from swerepair.agents.scripted import gold_turns
     from swerepair.envs.env import render_transcript
 

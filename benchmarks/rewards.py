@@ -37,6 +37,7 @@ import time
 from types import SimpleNamespace
 
 import rapidfuzz
+
 from swerepair.rewards import functional_similarity, is_test_path, normalize_file, parse_patch
 
 SIZES = {"1k": 1_000, "4k": 4_000, "16k": 16_000}

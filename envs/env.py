@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
+
 from swerepair.agents.parsing import ToolCall, ToolCallError, tool_call_from_openai
 from swerepair.agents.scaffold import Scaffold, nano_agent
 from swerepair.agents.tools import ToolContext, ToolError, check_arguments, cut_output

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rapidfuzz.distance import Indel
+
 from swerepair.rewards.patch import FilePatch, is_test_path, normalize_file, parse_patch
 
 __all__ = [

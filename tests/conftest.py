@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
 import swerepair  # noqa: F401  (registers SweRepair-v0)
-from helpers import TOY_FILES, TOY_GOLD, TOY_TEST_PATCH, make_repo
 from swerepair.core import Task
 from swerepair.envs.tasks import load_tasks
+
+from helpers import TOY_FILES, TOY_GOLD, TOY_TEST_PATCH, make_repo
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from swerepair.envs.sandbox import bwrap_available
 
 HAVE_BWRAP = bwrap_available()

@@ -12,6 +12,7 @@ from typing import Any
 
 import gymnasium as gym
 import pytest
+
 import swerepair  # noqa: F401  (registers SweRepair-v0)
 from swerepair.agents import HermesParser, Scaffold, Tool, ToolContext, ToolError, cut_output, format_exec_result
 from swerepair.agents.scripted import hermes_call, patch_to_edits

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from swerepair.agents import HermesParser, ToolCall, ToolCallError, tool_call_from_openai
 
 parse = HermesParser().parse

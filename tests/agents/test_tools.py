@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import SANDBOX_KINDS
+
 from swerepair.agents import APPLY_PATCH, SHELL, Tool, ToolContext, ToolError, check_arguments, cut_output
 from swerepair.core import Task
 from swerepair.envs.sandbox import make_sandbox
+
+from helpers import SANDBOX_KINDS
 
 CTX = ToolContext(timeout_s=10, max_output_chars=500)
 

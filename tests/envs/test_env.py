@@ -9,8 +9,9 @@ import warnings
 
 import gymnasium as gym
 import pytest
-import swerepair
 from gymnasium.utils.env_checker import check_env
+
+import swerepair
 from swerepair.agents.scripted import gold_turns, hermes_call
 from swerepair.core import SandboxError, Task
 from swerepair.envs import SweRepairEnv

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+
 import swerepair
-from helpers import SANDBOX_KINDS, needs_bwrap
 from swerepair.core import SandboxError, Task
 from swerepair.envs.sandbox import ResourceLimits, SandboxConfig, TaskRepositoryError, make_sandbox
+
+from helpers import SANDBOX_KINDS, needs_bwrap
 
 
 @pytest.fixture(params=SANDBOX_KINDS)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from swerepair.core import Task
 from swerepair.envs.tasks import REQUIRED_FIELDS, TaskFormatError, load_tasks
 
