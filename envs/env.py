@@ -67,7 +67,8 @@ class Budgets:
         max_context_tokens: the conversation's size, by `token_counter`.
         max_wall_s: seconds since reset.
         warn_steps: from this many steps left on, tool output carries a budget warning.
-        warn_context_fraction: the same, once the context is this full.
+        warn_context_fraction: the same, once the context (or the wall-clock budget) is this
+            full.
     """
 
     max_steps: int = 30
@@ -340,6 +341,9 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         used = self.token_counter(ep.messages)
         if used >= b.warn_context_fraction * b.max_context_tokens:
             notes.append(f"context {used}/{b.max_context_tokens} tokens used")
+        elapsed = time.monotonic() - ep.started
+        if elapsed >= b.warn_context_fraction * b.max_wall_s:
+            notes.append(f"{max(b.max_wall_s - elapsed, 0.0):.0f}s of wall-clock time left")
         if notes:
             last = ep.messages[-1]
             last["content"] = f"{last['content']}\n[budget warning: {'; '.join(notes)}. Finish your fix now.]"

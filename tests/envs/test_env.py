@@ -350,3 +350,10 @@ def test_long_shell_output_is_cut_once_with_an_exact_count(toy_task: Task) -> No
     assert len(content) <= 2000 and content.count("characters cut") == 1
     kept = content.count("y")
     assert f"[... {100_000 - kept} characters cut ...]" in content
+
+
+def test_wall_clock_warning(toy_task: Task) -> None:
+    env = SweRepairEnv(tasks=[toy_task], max_wall_s=60, warn_context_fraction=1e-4)
+    env.reset()
+    obs, _, _, truncated, _ = env.step(SHELL_LS)
+    assert not truncated and "of wall-clock time left" in obs[-1]["content"]
