@@ -88,7 +88,7 @@ def _unquote(path: str) -> str:
         ch = body[i]
         if ch == "\\" and i + 1 < len(body):
             nxt = body[i + 1]
-            if nxt in "01234567" and re.fullmatch(r"[0-7]{3}", body[i + 1 : i + 4] or ""):
+            if re.fullmatch(r"[0-3][0-7]{2}", body[i + 1 : i + 4]):  # one byte, \000-\377
                 out.append(int(body[i + 1 : i + 4], 8))
                 i += 4
                 continue
@@ -129,6 +129,7 @@ def _git_header_paths(line: str) -> tuple[str | None, str | None]:
     return (_strip_prefix(parts[0]), _strip_prefix(parts[1])) if len(parts) == 2 else (None, None)
 
 
+_BINARY = re.compile(r"^Binary files (.*?) and (.*) differ$")
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@ ?(.*)$")
 
 
@@ -241,10 +242,10 @@ def parse_patch(text: str) -> list[FilePatch]:
             cur.new_path = _unquote(line.split(" to ", 1)[1])
         elif line.startswith("Binary files ") or line.startswith("GIT binary patch"):
             cur.binary = True
-            if line.startswith("Binary files ") and " and " in line:
-                a, b = line[len("Binary files ") :].rsplit(" differ", 1)[0].split(" and ", 1)
-                cur.new_file = cur.new_file or a.strip() == "/dev/null"
-                cur.deleted = cur.deleted or b.strip() == "/dev/null"
+            m = _BINARY.match(line)
+            if m:
+                cur.new_file = cur.new_file or m.group(1) == "/dev/null"
+                cur.deleted = cur.deleted or m.group(2) == "/dev/null"
         i += 1
     if cur is not None:
         files.append(cur.build())

@@ -12,11 +12,11 @@ even with ``autojunk=False`` (``"cbc"`` vs ``"bac"``: difflib 0.33, exact 0.67);
 ``autojunk=True`` it also treats frequent characters of long strings as junk and under-scores
 long patches badly. Neither is used.
 
-**Sides.** A patch splits into test files (``tests/``, ``test_*.py``, ...; see
-`is_test_path`) and the rest. R_functional and R_files look at the non-test side of the gold
-``task.patch``, R_testing at the test side of the gold ``task.test_patch``. When a gold patch
-has files but none on its side (a fix that only touches files that look like tests, say),
-the comparison uses all files instead, so that every reward scores the gold patch itself 1.
+**Sides.** The fix side and the test side of a patch are decided with the task's gold: a file
+is on the test side if the gold ``test_patch`` touches it, or if its path looks like a test
+(`is_test_path`), unless the gold ``patch`` (the fix) touches it, which always puts it on the
+fix side. So a fix inside ``sympy/testing/`` is a fix, a fixture the test patch adds outside
+``tests/`` is a test, and every reward scores the gold patch itself exactly 1.
 """
 
 from __future__ import annotations
@@ -56,17 +56,25 @@ def _files(text: Any, side: bool | None) -> dict[str, FilePatch]:
     return out
 
 
-def _sides(patch: Any, gold: str, side: bool) -> tuple[dict[str, FilePatch], dict[str, FilePatch]]:
-    """The agent's and the gold's files on `side`, or on all files when the gold has files but
-    none on that side."""
-    ref = _files(gold, side)
-    if not ref and _files(gold, None):
-        return _files(patch, None), _files(gold, None)
-    return _files(patch, side), ref
+def _gold(task: Any) -> tuple[dict[str, FilePatch], dict[str, FilePatch]]:
+    """The gold fix's files and the gold test patch's files."""
+    return _files(_field(task, "patch"), None), _files(_field(task, "test_patch"), None)
+
+
+def _split(
+    patch: Any, fix: dict[str, FilePatch], tests: dict[str, FilePatch]
+) -> tuple[dict[str, FilePatch], dict[str, FilePatch]]:
+    """The agent's files on the fix side and on the test side (see the module docstring)."""
+    fix_side: dict[str, FilePatch] = {}
+    test_side: dict[str, FilePatch] = {}
+    for path, fp in _files(patch, None).items():
+        on_test_side = path not in fix and (path in tests or is_test_path(path))
+        (test_side if on_test_side else fix_side)[path] = fp
+    return fix_side, test_side
 
 
 def _mean_file_ratio(mine: dict[str, FilePatch], ref: dict[str, FilePatch], strip_comments: bool) -> float:
-    union = set(mine) | set(ref)
+    union = sorted(set(mine) | set(ref))  # sorted: the float sum must not depend on set order
     if not union:
         return 1.0
     total = 0.0
@@ -90,13 +98,6 @@ def per_file_similarity(patch: str, gold: str, *, tests: bool | None = None, str
     return _mean_file_ratio(_files(patch, tests), _files(gold, tests), strip_comments)
 
 
-def _side_similarity(patch: Any, gold: str, *, side: bool, strip_comments: bool = False) -> float:
-    if not isinstance(patch, str):
-        return 0.0
-    mine, ref = _sides(patch, gold, side)
-    return _mean_file_ratio(mine, ref, strip_comments)
-
-
 def functional_similarity(patch: str, task: Any, *, strip_comments: bool = False) -> float:
     """R_functional: per-file similarity of the non-test changes to the gold ``task.patch``.
 
@@ -107,7 +108,10 @@ def functional_similarity(patch: str, task: Any, *, strip_comments: bool = False
     >>> functional_similarity(T.patch, T()), functional_similarity("", T())
     (1.0, 0.0)
     """
-    return _side_similarity(patch, _field(task, "patch"), side=False, strip_comments=strip_comments)
+    if not isinstance(patch, str):
+        return 0.0
+    fix, tests = _gold(task)
+    return _mean_file_ratio(_split(patch, fix, tests)[0], fix, strip_comments)
 
 
 def testing_alignment(patch: str, task: Any, *, strip_comments: bool = False) -> float:
@@ -119,7 +123,10 @@ def testing_alignment(patch: str, task: Any, *, strip_comments: bool = False) ->
     >>> testing_alignment(T.test_patch, T()), testing_alignment("", T())
     (1.0, 0.0)
     """
-    return _side_similarity(patch, _field(task, "test_patch"), side=True, strip_comments=strip_comments)
+    if not isinstance(patch, str):
+        return 0.0
+    fix, tests = _gold(task)
+    return _mean_file_ratio(_split(patch, fix, tests)[1], tests, strip_comments)
 
 
 def file_targeting(patch: str, task: Any) -> float:
@@ -137,9 +144,10 @@ def file_targeting(patch: str, task: Any) -> float:
     """
     if not isinstance(patch, str):
         return 0.0
-    mine, ref = _sides(patch, _field(task, "patch"), False)
-    union = set(mine) | set(ref)
-    return len(set(mine) & set(ref)) / len(union) if union else 1.0
+    fix, tests = _gold(task)
+    mine = set(_split(patch, fix, tests)[0])
+    union = mine | set(fix)
+    return len(mine & set(fix)) / len(union) if union else 1.0
 
 
 def patch_similarity(
@@ -163,10 +171,11 @@ def patch_similarity(
     >>> patch_similarity(T.patch + T.test_patch, T()), round(patch_similarity(T.patch, T()), 3)
     (1.0, 0.6)
     """
+    fix, tests = _gold(task)
     parts = []
-    if _files(_field(task, "patch"), None):
+    if fix:
         parts += [(w_files, file_targeting(patch, task)), (w_functional, functional_similarity(patch, task))]
-    if _files(_field(task, "test_patch"), None):
+    if tests:
         parts.append((w_testing, testing_alignment(patch, task)))
     weights = sum(w for w, _ in parts)
     if weights <= 0:
@@ -189,7 +198,8 @@ def swe_rl_similarity(patch: str, task: Any, *, unparseable: float = 0.0) -> flo
         return 0.0
     if patch.strip() and not _files(patch, None):
         return min(1.0, max(0.0, unparseable))
-    mine, ref = _sides(patch, _field(task, "patch"), False)
+    ref, tests = _gold(task)
+    mine = _split(patch, ref, tests)[0]
     if not mine and not ref:
         return 1.0
     a = "\n".join(f"{p}\n{normalize_file(mine[p])}" for p in sorted(mine))
