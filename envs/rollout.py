@@ -1,0 +1,87 @@
+"""Rollouts: drive several SweRepair-v0 episodes with one policy, batching its turns.
+
+Every step, the turns of all still-running episodes are generated in one batch (one
+``backend.generate`` call for a `ModelPolicy`), then each env steps. With a `ModelPolicy`
+the episodes are token-exact (`swerepair.agents.episode`); with any other `Policy`
+(scripted, a hosted API) they hold the messages only and ``info["token_exact"]`` is False.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from swerepair.agents.episode import Episode, EpisodeBuilder
+from swerepair.agents.model_policy import ModelPolicy
+from swerepair.agents.policy import Policy
+from swerepair.envs.env import SweRepairEnv
+
+__all__ = ["run_episodes"]
+
+log = logging.getLogger(__name__)
+
+
+def run_episodes(
+    make_env: Callable[[], SweRepairEnv],
+    policy: Policy,
+    task_ids: Sequence[str],
+    *,
+    seed: int | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[Episode]:
+    """Run one episode per entry of `task_ids` (repeat an id for a group) concurrently.
+
+    `make_env` builds one env per episode; `on_step(running, finished)` is called after every
+    batched step (for progress bars). Returns the episodes in the order of `task_ids`.
+    """
+    envs = [make_env() for _ in task_ids]
+    exact = isinstance(policy, ModelPolicy)
+    obs: list[list[dict[str, Any]]] = []
+    builders: list[EpisodeBuilder | None] = []
+    results: list[Episode | None] = [None] * len(task_ids)
+    started = time.monotonic()
+    try:
+        for i, (env, task_id) in enumerate(zip(envs, task_ids, strict=True)):
+            o, _ = env.reset(seed=None if seed is None else seed + i, options={"task_id": task_id})
+            obs.append(o)
+            builders.append(policy.start(o) if exact else None)  # type: ignore[attr-defined]
+        active = list(range(len(task_ids)))
+        while active:
+            if exact:
+                turns = policy.act_on([builders[i] for i in active])  # type: ignore[attr-defined, misc]
+            else:
+                turns = policy.act([obs[i] for i in active])
+            still = []
+            for i, turn in zip(active, turns, strict=True):
+                builder = builders[i]
+                if builder is not None:
+                    builder.add_turn(turn, turn.action if isinstance(turn.action, str) else "")
+                before = len(obs[i])
+                o, reward, terminated, truncated, info = envs[i].step(turn.action)
+                obs[i] = o
+                if terminated or truncated:
+                    results[i] = _finish(builder, o, float(reward), info, task_ids[i], exact)
+                    continue
+                if builder is not None:
+                    builder.add_observation(o[before + 1 :])  # the env's answer after the turn
+                still.append(i)
+            active = still
+            if on_step is not None:
+                on_step(len(active), len(task_ids) - len(active))
+    finally:
+        for env in envs:
+            env.close()
+    log.info("%d episodes in %.1fs", len(task_ids), time.monotonic() - started)
+    return [r for r in results if r is not None]
+
+
+def _finish(
+    builder: EpisodeBuilder | None, messages: list[dict[str, Any]], reward: float, info: dict[str, Any], task_id: str, exact: bool
+) -> Episode:
+    info = dict(info)
+    info["token_exact"] = exact
+    if builder is not None:
+        return builder.finish(messages, reward, info, task_id)
+    return Episode(task_id, [dict(m) for m in messages], [], [], [], reward, info)
