@@ -163,8 +163,13 @@ def _parse_hunk(lines: list[str], i: int, header: re.Match[str]) -> tuple[Hunk, 
         if tag == "+":
             new_left -= 1
         elif tag == "-":
-            if line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
-                break
+            if (
+                line.startswith("--- ")
+                and i + 2 < len(lines)
+                and lines[i + 1].startswith("+++ ")
+                and lines[i + 2].startswith("@@ ")
+            ):
+                break  # the counts were wrong: this is the next file's header
             old_left -= 1
         elif tag == " " or line == "":
             # Some tools strip the single space of an empty context line.
@@ -276,6 +281,8 @@ def normalize_file(fp: FilePatch, *, strip_comments: bool = False) -> str:
     becomes a one-line description so that it still counts as a change.
     """
     out: list[str] = []
+    if fp.status != "modified":  # renaming the wrong file must not look like the right rename
+        out.append(f"{fp.status} {fp.old_path} -> {fp.new_path}")
     for hunk in fp.hunks:
         out.append("@@")
         for line in hunk.lines:
@@ -288,5 +295,5 @@ def normalize_file(fp: FilePatch, *, strip_comments: bool = False) -> str:
             if words:
                 out.append(tag + " ".join(words))
     if not fp.hunks:
-        out.append(f"{fp.status} binary={fp.binary} mode={fp.old_mode}->{fp.new_mode}")
+        out.append(f"binary={fp.binary} mode={fp.old_mode}->{fp.new_mode}")
     return "\n".join(out)

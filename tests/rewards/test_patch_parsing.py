@@ -125,3 +125,18 @@ def test_similarity_rewards() -> None:
         assert reward("not a patch \x00", task) == 0.0
         assert reward(None, task) == 0.0  # type: ignore[arg-type]
         assert reward(gold, object()) in (0.0, 1.0) or 0.0 <= reward(gold, object()) <= 1.0
+
+
+def test_removed_and_added_lines_that_look_like_headers() -> None:
+    """`-- x` removed and `++ y` added inside a hunk are lines, not a new file's header."""
+    files = parse_patch("--- a/q.sql\n+++ b/q.sql\n@@ -1,2 +1,2 @@\n--- old comment\n+++ new\n x\n")
+    assert [f.path for f in files] == ["q.sql"]
+    assert files[0].hunks[0].lines == ("--- old comment", "+++ new", " x")
+
+
+def test_renaming_the_wrong_file_is_not_the_right_rename() -> None:
+    gold = "diff --git a/old.py b/new.py\nsimilarity index 100%\nrename from old.py\nrename to new.py\n"
+    wrong = gold.replace("old.py", "other.py")
+    task = SimpleNamespace(patch=gold, test_patch="")
+    assert functional_similarity(gold, task) == 1.0
+    assert functional_similarity(wrong, task) < 1.0
