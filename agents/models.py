@@ -40,7 +40,8 @@ def load_model(name_or_path: str, *, device: str = "cpu", dtype: Any = None) -> 
 
     path = model_path(name_or_path)
     if not Path(path).exists() and "/" not in path:
-        raise FileNotFoundError(f"unknown model {name_or_path!r}: not a built-in ({', '.join(BUILTIN_MODELS)}) or a path")
+        builtins = ", ".join(BUILTIN_MODELS)
+        raise FileNotFoundError(f"unknown model {name_or_path!r}: not a built-in ({builtins}) or a path")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     dtype = dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)

@@ -51,7 +51,8 @@ SEED = 1234
 CHAT_TEMPLATE = (
     "{%- if tools %}"
     "<|im_start|>system\n"
-    "{%- if messages[0].role == 'system' %}{{ '\\n' + messages[0].content + '\\n\\n' }}{%- else %}{{ '\\n' }}{%- endif %}"
+    "{%- if messages[0].role == 'system' %}{{ '\\n' + messages[0].content + '\\n\\n' }}"
+    "{%- else %}{{ '\\n' }}{%- endif %}"
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
     "{%- for tool in tools %}{{ '\\n' + (tool | tojson) }}{%- endfor %}"
@@ -69,7 +70,7 @@ CHAT_TEMPLATE = (
     "{{ '<|im_start|>assistant\\n' + (message.content or '') }}"
     "{%- for call in message.tool_calls or [] %}"
     "{%- set args = call.function.arguments %}"
-    "{{ '<tool_call>\\n{\"name\": \"' + call.function.name + '\", \"arguments\": ' }}"
+    '{{ \'<tool_call>\\n{"name": "\' + call.function.name + \'", "arguments": \' }}'
     "{{- args if args is string else (args | tojson) }}{{ '}\\n</tool_call>' }}"
     "{%- endfor %}"
     "{{ '<|im_end|>\\n' }}"

@@ -49,10 +49,9 @@ def run_episodes(
             builders.append(policy.start(o) if exact else None)  # type: ignore[attr-defined]
         active = list(range(len(task_ids)))
         while active:
-            if exact:
-                turns = policy.act_on([builders[i] for i in active])  # type: ignore[attr-defined, misc]
-            else:
-                turns = policy.act([obs[i] for i in active])
+            # token-exact policies generate from each episode's own sequence
+            batch = [builders[i] for i in active] if exact else [obs[i] for i in active]
+            turns = policy.act_on(batch) if exact else policy.act(batch)  # type: ignore[attr-defined, arg-type]
             still = []
             for i, turn in zip(active, turns, strict=True):
                 builder = builders[i]
@@ -78,7 +77,12 @@ def run_episodes(
 
 
 def _finish(
-    builder: EpisodeBuilder | None, messages: list[dict[str, Any]], reward: float, info: dict[str, Any], task_id: str, exact: bool
+    builder: EpisodeBuilder | None,
+    messages: list[dict[str, Any]],
+    reward: float,
+    info: dict[str, Any],
+    task_id: str,
+    exact: bool,
 ) -> Episode:
     info = dict(info)
     info["token_exact"] = exact
