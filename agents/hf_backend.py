@@ -126,6 +126,7 @@ class HFBackend:
                     position_ids=step_pos,
                     past_key_values=past,
                     use_cache=True,
+                    logits_to_keep=1,  # the LM head only where the next token is sampled
                 )
                 past = out.past_key_values
                 ids, lps = self._sample(out.logits[:, -1, :])
