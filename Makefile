@@ -27,8 +27,8 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 # episodes land in runs/episodes.jsonl.
 demo: setup
 	mkdir -p runs
-	$(BIN)/swerepair solve --model smollm2-135m --task-id swerepair__intervals-5 --max-steps 8 \
-	  --max-new-tokens 256 --out runs/episodes.jsonl
+	$(BIN)/swerepair solve --model smollm2-135m --task-id swerepair__intervals-5 --max-steps 4 \
+	  --max-new-tokens 128 --out runs/episodes.jsonl
 
 # Prove every bundled task in the sandbox, then play one scripted gold-patch episode.
 validate: setup
