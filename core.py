@@ -6,8 +6,11 @@ without creating an import cycle, and imports nothing heavier than the standard 
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -17,6 +20,7 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "Task",
+    "build_once",
     "cache_root",
 ]
 
@@ -29,6 +33,34 @@ def cache_root() -> Path:
         return Path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(xdg) / "swerepair"
+
+
+def build_once(final: Path, build: Callable[[Path], None], *, complete: Callable[[Path], bool] | None = None) -> Path:
+    """Return `final`, building it first if it is not complete yet, once per machine.
+
+    `build(tmp)` fills a fresh temporary directory next to `final`, which is then renamed into
+    place, so nobody ever sees a half-built directory; a file lock makes concurrent processes
+    wait for the first builder and reuse its result. `complete(path)` says whether a directory
+    is usable (default: it exists); an incomplete leftover is replaced.
+    """
+    done = complete or (lambda p: p.is_dir())
+    if done(final):
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done(final):
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+        try:
+            build(tmp)
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final
 
 
 class SandboxError(RuntimeError):

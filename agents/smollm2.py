@@ -23,16 +23,12 @@ padding token, as in the upstream checkpoint.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swerepair.core import cache_root
+from swerepair.core import build_once, cache_root
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -151,21 +147,7 @@ def converted_path(cache: Path | None = None) -> Path:
     if _complete(final):
         return final
     source = gguf_path()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{MODEL_DIR_NAME}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _complete(final):
-            return final
-        tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR_NAME}-", dir=root))
-        try:
-            _convert(source, tmp)
-            if final.exists():  # an incomplete leftover (a copy gone wrong): replace it
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return final
+    return build_once(final, lambda tmp: _convert(source, tmp), complete=_complete)
 
 
 def load_smollm2(

@@ -17,16 +17,12 @@ and returns the directory; it loads with plain ``from_pretrained(path)`` and
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from swerepair.core import cache_root
+from swerepair.core import build_once, cache_root
 
 __all__ = ["CHAT_TEMPLATE", "TINY_CONFIG", "build_tiny_qwen3", "tiny_qwen3_path"]
 
@@ -163,18 +159,4 @@ def tiny_qwen3_path(cache: Path | None = None) -> Path:
     key = hashlib.sha256(repr((TINY_CONFIG, VOCAB_SIZE, SEED, CHAT_TEMPLATE, TAGS)).encode()).hexdigest()[:12]
     root = (cache or cache_root()) / "models"
     final = root / f"tiny-qwen3-{key}"
-    if (final / "config.json").exists():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".tiny-qwen3-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (final / "config.json").exists():
-            return final
-        tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=root))
-        try:
-            build_tiny_qwen3(tmp)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return final
+    return build_once(final, build_tiny_qwen3, complete=lambda p: (p / "config.json").exists())

@@ -16,7 +16,6 @@ is the portable choice.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -24,7 +23,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from swerepair.core import SandboxError, Task, cache_root
+from swerepair.core import SandboxError, Task, build_once, cache_root
 
 __all__ = ["GIT_ENV", "TaskRepositoryError", "git", "new_workspace", "prepare_checkout"]
 
@@ -84,39 +83,28 @@ def prepare_checkout(task: Task, cache_dir: Path | None = None) -> Path:
         raise TaskRepositoryError(f"task {task.instance_id}: base_commit {task.base_commit!r} is no sha")
     root = (cache_dir or cache_root()) / "checkouts" / _slug(task.repo)
     final = root / task.base_commit
-    if (final / ".git").is_dir():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{task.base_commit}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (final / ".git").is_dir():
-            return final
-        tmp = Path(tempfile.mkdtemp(prefix=".prep-", dir=root))
+
+    def fetch(tmp: Path) -> None:
+        git(tmp, "init", "-q", "-b", "main")
+        git(tmp, "fetch", "-q", "--no-tags", str(source.resolve()), "+refs/*:refs/src/*")
         try:
-            git(tmp, "init", "-q", "-b", "main")
-            git(tmp, "fetch", "-q", "--no-tags", str(source.resolve()), "+refs/*:refs/src/*")
-            try:
-                git(tmp, "cat-file", "-e", f"{task.base_commit}^{{commit}}")
-            except SandboxError as exc:
-                raise TaskRepositoryError(
-                    f"task {task.instance_id}: base_commit {task.base_commit} is not in {source}"
-                ) from exc
-            git(tmp, "checkout", "-q", "-f", "-B", "main", task.base_commit)
-            refs = git(tmp, "for-each-ref", "--format=%(refname)", "refs/src").split()
-            for ref in refs:
-                git(tmp, "update-ref", "-d", ref)
-            git(tmp, "reflog", "expire", "--expire=now", "--all")
-            git(tmp, "gc", "-q", "--prune=now")
-            # Nothing may tell the agent where the repository came from or what else it held.
-            shutil.rmtree(tmp / ".git" / "hooks", ignore_errors=True)
-            shutil.rmtree(tmp / ".git" / "logs", ignore_errors=True)
-            for leftover in ("FETCH_HEAD", "ORIG_HEAD", "description"):
-                (tmp / ".git" / leftover).unlink(missing_ok=True)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return final
+            git(tmp, "cat-file", "-e", f"{task.base_commit}^{{commit}}")
+        except SandboxError as exc:
+            raise TaskRepositoryError(
+                f"task {task.instance_id}: base_commit {task.base_commit} is not in {source}"
+            ) from exc
+        git(tmp, "checkout", "-q", "-f", "-B", "main", task.base_commit)
+        for ref in git(tmp, "for-each-ref", "--format=%(refname)", "refs/src").split():
+            git(tmp, "update-ref", "-d", ref)
+        git(tmp, "reflog", "expire", "--expire=now", "--all")
+        git(tmp, "gc", "-q", "--prune=now")
+        # Nothing may tell the agent where the repository came from or what else it held.
+        shutil.rmtree(tmp / ".git" / "hooks", ignore_errors=True)
+        shutil.rmtree(tmp / ".git" / "logs", ignore_errors=True)
+        for leftover in ("FETCH_HEAD", "ORIG_HEAD", "description"):
+            (tmp / ".git" / leftover).unlink(missing_ok=True)
+
+    return build_once(final, fetch, complete=lambda p: (p / ".git").is_dir())
 
 
 def new_workspace(checkout: Path, parent: str | None = None) -> tuple[Path, Path]:
