@@ -291,11 +291,13 @@ class HunkSpec:
 
     @property
     def added(self) -> tuple[str, ...]:
-        return tuple(line[1:] for line in self.lines if line.startswith("+"))
+        """The added lines' text (as `Hunk.added` reads them)."""
+        return self.expected().added
 
     @property
     def removed(self) -> tuple[str, ...]:
-        return tuple(line[1:] for line in self.lines if line.startswith("-"))
+        """The removed lines' text (as `Hunk.removed` reads them)."""
+        return self.expected().removed
 
     @property
     def old_start(self) -> int:
