@@ -1,7 +1,10 @@
 """Rollouts: drive several SweRepair-v0 episodes with one policy, batching its turns.
 
 Every step, the turns of all still-running episodes are generated in one batch (one
-``backend.generate`` call for a `ModelPolicy`), then each env steps. With a `ModelPolicy`
+``backend.generate`` call for a `ModelPolicy`), then the envs step: concurrently, on up to
+`workers` threads, as a step is mostly waiting on sandboxed subprocesses (tool calls, and on an
+episode's last step the reward, which may run a test suite). Token bookkeeping stays on the
+calling thread. With a `ModelPolicy`
 the episodes are token-exact (`swerepair.agents.episode`); with any other `Policy`
 (scripted, a hosted API) they hold the messages only and ``info["token_exact"]`` is False.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from swerepair.agents.episode import Episode, EpisodeBuilder
@@ -30,21 +34,35 @@ def run_episodes(
     *,
     seed: int | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> list[Episode]:
     """Run one episode per entry of `task_ids` (repeat an id for a group) concurrently.
 
     `make_env` builds one env per episode; `on_step(running, finished)` is called after every
-    batched step (for progress bars). Returns the episodes in the order of `task_ids`.
+    batched step (for progress bars); `workers` threads step the envs (and reset them).
+    Returns the episodes in the order of `task_ids`.
     """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
     envs = [make_env() for _ in task_ids]
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="swerepair-env") if workers > 1 else None
+
+    def parallel(fn: Callable[..., Any], *iterables: Sequence[Any]) -> list[Any]:
+        return list(pool.map(fn, *iterables)) if pool is not None else list(map(fn, *iterables))
+
     exact = isinstance(policy, ModelPolicy)
     obs: list[list[dict[str, Any]]] = []
     builders: list[EpisodeBuilder | None] = []
     results: list[Episode | None] = [None] * len(task_ids)
     started = time.monotonic()
     try:
-        for i, (env, task_id) in enumerate(zip(envs, task_ids, strict=True)):
-            o, _ = env.reset(seed=None if seed is None else seed + i, options={"task_id": task_id})
+        resets = parallel(
+            lambda i, env, task_id: env.reset(seed=None if seed is None else seed + i, options={"task_id": task_id}),
+            range(len(envs)),
+            envs,
+            task_ids,
+        )
+        for o, _ in resets:
             obs.append(o)
             builders.append(policy.start(o) if exact else None)  # type: ignore[attr-defined]
         active = list(range(len(task_ids)))
@@ -52,13 +70,15 @@ def run_episodes(
             # token-exact policies generate from each episode's own sequence
             batch = [builders[i] for i in active] if exact else [obs[i] for i in active]
             turns = policy.act_on(batch) if exact else policy.act(batch)  # type: ignore[attr-defined, arg-type]
-            still = []
             for i, turn in zip(active, turns, strict=True):
                 builder = builders[i]
                 if builder is not None:
                     builder.add_turn(turn, turn.action if isinstance(turn.action, str) else "")
+            steps = parallel(lambda i, turn: envs[i].step(turn.action), active, turns)
+            still = []
+            for i, (o, reward, terminated, truncated, info) in zip(active, steps, strict=True):
+                builder = builders[i]
                 before = len(obs[i])
-                o, reward, terminated, truncated, info = envs[i].step(turn.action)
                 obs[i] = o
                 if terminated or truncated:
                     results[i] = _finish(builder, o, float(reward), info, task_ids[i], exact)
@@ -70,6 +90,8 @@ def run_episodes(
             if on_step is not None:
                 on_step(len(active), len(task_ids) - len(active))
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
         for env in envs:
             env.close()
     log.info("%d episodes in %.1fs", len(task_ids), time.monotonic() - started)

@@ -1,0 +1,484 @@
+"""`GRPOTrainer`: collect groups of episodes with the current policy, score them, update.
+
+One step:
+
+1. **Rollouts.** ``tasks_per_step`` tasks are drawn (a fixed function of the seed and the step);
+   each is played ``group_size`` times, all episodes concurrently (`swerepair.envs.rollout`):
+   the policy's turns in one generation batch, the envs' tool calls and rewards on
+   ``env_workers`` threads. Generation uses the model being trained, in place: after an update
+   the next step samples from the new weights (the policy version advances; there is nothing to
+   push in-process).
+2. **Advantages.** Episodes that failed for infrastructure reasons (a crashed sandbox, a broken
+   verifier) are dropped from their group and counted, never scored 0. Each remaining group gets
+   ``grpo``, ``dr_grpo`` or ``rloo`` advantages; groups whose rewards are all equal carry no
+   signal, are counted, and (``drop_zero_variance``) are left out of the update.
+3. **Update.** For ``ppo_epochs`` passes: micro-batches of episodes, fused masked log-probs,
+   `grpo_loss` against the sampling logprobs (the reference policy's, adapter disabled, when
+   ``beta > 0``), gradients accumulated so that the step's loss is the loss of the whole batch;
+   then clipping, AdamW and the schedule.
+4. **Records.** One JSONL line of metrics (and TensorBoard scalars), the step's episodes,
+   checkpoints every ``save_every`` steps and at the end, a learning curve PNG at the end.
+
+``--resume`` restores weights, optimizer, schedule, RNG states and the step counter from the
+newest complete checkpoint; since the tasks and the sampling seed of a step depend only on the
+seed and the step number, a resumed run continues exactly as the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import random
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from swerepair.agents.episode import Episode
+from swerepair.trainers.advantages import group_advantages
+from swerepair.trainers.batch import MicroBatch, micro_batches
+from swerepair.trainers.config import ConfigError, TrainConfig, load_config
+from swerepair.trainers.loss import LossConfig, grpo_loss, masked_token_logprobs
+from swerepair.trainers.metrics import MetricsLogger, episode_metrics, plot_learning_curve
+from swerepair.trainers.model import PolicyModel, build_policy_model
+
+__all__ = ["EpisodeReward", "GRPOTrainer", "latest_checkpoint"]
+
+log = logging.getLogger(__name__)
+
+#: A reward computed from the whole episode (its messages, tool statistics, patch), replacing
+#: the env's patch reward: ``episode -> float`` in [0, 1].
+EpisodeReward = Callable[[Episode], float]
+
+CHECKPOINT_DONE = "complete.json"
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run directory, or None."""
+    root = Path(run_dir) / "checkpoints"
+    done = sorted(p.parent for p in root.glob(f"step-*/{CHECKPOINT_DONE}")) if root.is_dir() else []
+    return done[-1] if done else None
+
+
+class GRPOTrainer:
+    """GRPO on SweRepair-v0 (see the module docstring).
+
+    Args:
+        config: the run's settings.
+        episode_reward: replaces the env's reward with a function of the whole episode (for
+            rewards on behaviour rather than on the patch); the env's reward stays among the
+            logged components.
+        resume: a run directory to continue from its newest checkpoint (its settings are taken
+            from `config`, which `from_run_dir` reads from the run directory).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        episode_reward: EpisodeReward | None = None,
+        resume: str | Path | None = None,
+    ) -> None:
+        self.config = config
+        self.episode_reward = episode_reward
+        self.run_dir = Path(config.output_dir)
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self._resume_from = latest_checkpoint(resume) if resume is not None else None
+        if resume is not None and self._resume_from is None:
+            raise FileNotFoundError(f"{resume} has no complete checkpoint to resume from")
+        self._setup()
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, overrides: Any = None, **kwargs: Any) -> GRPOTrainer:
+        """Resume the run in `run_dir` with its saved settings (plus `overrides`, e.g. a larger
+        ``max_steps``)."""
+        run_dir = Path(run_dir)
+        path = run_dir / "config.yaml"
+        if not path.exists():
+            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+        config = load_config(config=path, overrides=overrides)
+        config = config.replace(output_dir=str(run_dir))
+        return cls(config, resume=run_dir, **kwargs)
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        from swerepair.agents.chat import ChatRenderer
+        from swerepair.agents.hf_backend import HFBackend
+        from swerepair.agents.model_policy import ModelPolicy
+        from swerepair.agents.scaffold import nano_agent
+        from swerepair.envs.env import SweRepairEnv
+        from swerepair.envs.tasks import load_tasks
+
+        cfg = self.config
+        _seed_everything(cfg.seed)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._log_handler = _attach_log_file(self.run_dir / "train.log")
+        cfg.to_yaml(self.run_dir / "config.yaml")
+
+        tasks = load_tasks(cfg.tasks, repos=cfg.repos)
+        if cfg.task_ids:
+            by_id = {t.instance_id: t for t in tasks}
+            missing = [t for t in cfg.task_ids if t not in by_id]
+            if missing:
+                raise ConfigError(f"task_ids: unknown task(s) {', '.join(missing)} in {cfg.tasks}")
+            tasks = [by_id[t] for t in cfg.task_ids]
+        self.tasks = tasks
+
+        self.policy_model: PolicyModel = build_policy_model(cfg)
+        tokenizer = self.policy_model.tokenizer
+        scaffold = nano_agent()
+        self.renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
+        self.backend = HFBackend(
+            self.policy_model.causal_lm,
+            tokenizer,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=cfg.seed,
+        )
+        self.policy = ModelPolicy(self.backend, self.renderer)
+        lock = threading.Lock()
+
+        def count_tokens(messages: Sequence[dict[str, Any]]) -> int:
+            with lock:  # env steps run on threads; one tokenizer call at a time
+                return len(self.renderer.encode(self.renderer.render(messages, add_generation_prompt=False)))
+
+        self.make_env = functools.partial(
+            SweRepairEnv,
+            tasks=tasks,
+            sandbox=cfg.sandbox,
+            scaffold=scaffold,
+            reward=cfg.reward,
+            tool_timeout_s=cfg.tool_timeout_s,
+            verifier_timeout_s=cfg.verifier_timeout_s,
+            token_counter=count_tokens,
+            max_steps=cfg.max_turns,
+            max_context_tokens=cfg.max_context_tokens,
+        )
+        self.make_env().close()  # fail now on a bad sandbox or reward, not in the first step
+        self.loss_config = LossConfig(
+            eps_low=cfg.eps_low,
+            eps_high=cfg.eps_high,
+            beta=cfg.beta,
+            entropy_coef=cfg.entropy_coef,
+            aggregation=cfg.aggregation,
+            importance=cfg.importance,
+            token_sum_norm=cfg.token_sum_norm,
+        )
+        if self._resume_from is not None:
+            self._load_checkpoint(self._resume_from)
+        self.metrics = MetricsLogger(
+            self.run_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self._resume_from else None
+        )
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def train(self) -> list[dict[str, Any]]:
+        """Run steps until ``max_steps``; return the metrics of the steps this call ran."""
+        cfg = self.config
+        ran: list[dict[str, Any]] = []
+        bar = _progress(cfg, initial=self.step)
+        try:
+            while self.step < cfg.max_steps:
+                self.step += 1
+                record = self.train_step(bar)
+                ran.append(record)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{record.get('reward/mean', float('nan')):.3f}", refresh=False)
+                last = self.step == cfg.max_steps
+                if last or (cfg.save_every and self.step % cfg.save_every == 0):
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+            self.metrics.close()
+        self._finish()
+        return ran
+
+    def tasks_for_step(self, step: int) -> list[str]:
+        """The task ids of `step`: a function of the seed and the step only (exact resume)."""
+        rng = random.Random(self.config.seed * 1_000_003 + step)
+        ids = [t.instance_id for t in self.tasks]
+        k = self.config.tasks_per_step
+        chosen: list[str] = []
+        while len(chosen) < k:  # cycles through the set when asked for more tasks than it has
+            chosen += rng.sample(ids, min(k - len(chosen), len(ids)))
+        return chosen
+
+    def train_step(self, bar: Any = None) -> dict[str, Any]:
+        """One step: rollouts, advantages, update, metrics (see the module docstring)."""
+        cfg, step = self.config, self.step
+        task_ids = [t for t in self.tasks_for_step(step) for _ in range(cfg.group_size)]
+        self.backend.generator.manual_seed(cfg.seed * 1_000_003 + step)
+        self.policy_model.train_mode(False)
+
+        def on_rollout(running: int, finished: int) -> None:
+            if bar is not None:
+                bar.set_description(f"step {step} rollouts {finished}/{len(task_ids)}")
+
+        gen_tokens_before, gen_s_before = self.backend.stats["generated_tokens"], self.backend.stats["seconds"]
+        started = time.monotonic()
+        episodes = _run(self.make_env, self.policy, task_ids, step, cfg, on_rollout)
+        rollout_s = time.monotonic() - started
+        if self.episode_reward is not None:
+            for ep in episodes:
+                if not ep.failed:
+                    self._apply_episode_reward(ep)
+
+        kept, adv, dropped = group_advantages(episodes, cfg.advantage)
+        record: dict[str, Any] = episode_metrics(kept, dropped, adv)
+        chosen = [
+            (ep, a)
+            for ep, a in zip(kept, adv.advantages, strict=True)
+            if not (cfg.drop_zero_variance and adv.per_group[ep.instance_id].zero_variance)
+        ]
+        if bar is not None:
+            bar.set_description(f"step {step} update ({len(chosen)} episodes)")
+        started = time.monotonic()
+        record.update(self._update([ep for ep, _ in chosen], [a for _, a in chosen]))
+        training_s = time.monotonic() - started
+
+        started = time.monotonic()
+        self.backend.policy_version = step  # in-process: the next rollouts read the new weights
+        sync_s = time.monotonic() - started
+        generated = self.backend.stats["generated_tokens"] - gen_tokens_before
+        gen_s = self.backend.stats["seconds"] - gen_s_before
+        record.update(
+            {
+                "policy_version": float(self.backend.policy_version),
+                "time/rollout_s": rollout_s,
+                "time/generation_s": gen_s,
+                "time/environment_s": max(0.0, rollout_s - gen_s),
+                "time/training_s": training_s,
+                "time/weight_sync_s": sync_s,
+                "throughput/generated_tokens": float(generated),
+                "throughput/generation_tokens_per_s": generated / gen_s if gen_s > 0 else 0.0,
+            }
+        )
+        self.metrics.log(step, record)
+        self.history.append({"step": step, **record})
+        if cfg.save_episodes:
+            self._save_episodes(step, episodes, kept, adv.advantages)
+        log.info(
+            "step %d: reward %.3f ± %.3f, %d kept / %d dropped, %d informative groups, loss %s, %.1fs",
+            step,
+            record.get("reward/mean", float("nan")),
+            record.get("reward/std", float("nan")),
+            len(kept),
+            dropped,
+            adv.informative_groups,
+            record.get("train/loss"),
+            rollout_s + training_s,
+        )
+        return record
+
+    def _apply_episode_reward(self, ep: Episode) -> None:
+        assert self.episode_reward is not None
+        value = float(self.episode_reward(ep))
+        if not math.isfinite(value):
+            raise ValueError(f"episode_reward returned {value!r} for {ep.instance_id}")
+        components = dict(ep.info.get("reward_components", {}))
+        components["episode_reward"] = value
+        ep.info["reward_components"] = components
+        ep.info["env_reward"] = ep.reward
+        ep.reward = value
+
+    # -- the update ----------------------------------------------------------------------------------
+    def _update(self, episodes: Sequence[Episode], advantages: Sequence[float]) -> dict[str, float]:
+        """`ppo_epochs` optimizer steps on `episodes`; the step's training metrics."""
+        cfg, pm = self.config, self.policy_model
+        if not episodes:
+            log.info("step %d: no informative episodes; no update", self.step)
+            return {"train/updated": 0.0, "train/episodes": 0.0, "train/lr": pm.lr}
+        pad = self.backend.pad_id
+        batches = micro_batches(episodes, advantages, cfg.micro_batch_size, pad)
+        total_tokens = sum(b.num_tokens for b in batches)
+        total_seqs = sum(b.size for b in batches)
+        sums: dict[str, float] = {}
+        lr = pm.lr
+        norms = []
+        pm.train_mode(True)
+        try:
+            for _ in range(cfg.ppo_epochs):
+                lr = pm.lr
+                for k, batch in enumerate(batches):
+                    weight = (
+                        batch.num_tokens / total_tokens if cfg.aggregation == "token_mean" else batch.size / total_seqs
+                    )
+                    loss, stats = self._micro_batch_loss(batch.to(pm.device))
+                    pm.backward(loss * weight, last=k == len(batches) - 1)
+                    share = batch.num_tokens / total_tokens / cfg.ppo_epochs  # stats: token-weighted mean
+                    sums["loss"] = sums.get("loss", 0.0) + float(loss) * weight / cfg.ppo_epochs
+                    for key, value in stats.items():
+                        sums[key] = sums.get(key, 0.0) + value * share
+                norms.append(pm.step())
+        finally:
+            pm.train_mode(False)
+        out = {f"train/{k}": v for k, v in sums.items()}
+        out.update(
+            {
+                "train/updated": 1.0,
+                "train/episodes": float(total_seqs),
+                "train/tokens": float(total_tokens),
+                "train/grad_norm": float(np.mean(norms)),
+                "train/lr": lr,
+            }
+        )
+        return out
+
+    def _micro_batch_loss(self, batch: MicroBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg, pm = self.config, self.policy_model
+        ref_logp = None
+        if cfg.beta > 0:
+            with torch.no_grad(), pm.reference_policy():
+                hidden = pm.hidden_states(batch.input_ids, batch.attention_mask)
+                with pm.lm_head_weight() as weight:
+                    ref_logp, _ = masked_token_logprobs(
+                        hidden,
+                        weight,
+                        batch.targets,
+                        batch.loss_mask,
+                        chunk_size=cfg.logprob_chunk_size,
+                        temperature=cfg.temperature,
+                    )
+        hidden = pm.hidden_states(batch.input_ids, batch.attention_mask)
+        with pm.lm_head_weight() as weight:
+            logp, entropy = masked_token_logprobs(
+                hidden,
+                weight,
+                batch.targets,
+                batch.loss_mask,
+                chunk_size=cfg.logprob_chunk_size,
+                temperature=cfg.temperature,
+                with_entropy=True,
+            )
+        return grpo_loss(
+            logp,
+            batch.old_logp,
+            batch.advantages,
+            batch.seq_index,
+            batch.size,
+            self.loss_config,
+            ref_logp=ref_logp,
+            entropy=entropy if cfg.entropy_coef > 0 else entropy.detach(),
+        )
+
+    # -- records -------------------------------------------------------------------------------------
+    def _save_episodes(
+        self, step: int, episodes: Sequence[Episode], kept: Sequence[Episode], advantages: Sequence[float]
+    ) -> None:
+        folder = self.run_dir / "episodes"
+        folder.mkdir(exist_ok=True)
+        adv = {id(ep): a for ep, a in zip(kept, advantages, strict=True)}
+        with open(folder / f"step-{step:06d}.jsonl", "w", encoding="utf-8") as fh:
+            for ep in episodes:
+                row = ep.to_json() | {"step": step, "advantage": adv.get(id(ep))}
+                fh.write(json.dumps(row, default=str) + "\n")
+
+    def save_checkpoint(self) -> Path:
+        """Write a complete checkpoint of the current step; keep the newest `keep_checkpoints`."""
+        root = self.run_dir / "checkpoints"
+        final = root / f"step-{self.step:06d}"
+        tmp = root / f".tmp-step-{self.step:06d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.policy_model.save(tmp)
+        torch.save(_rng_state(self.backend.generator), tmp / "rng.pt")
+        state = {"step": self.step, "policy_version": self.backend.policy_version, "history": self.history}
+        (tmp / "trainer_state.json").write_text(json.dumps(state, default=float), encoding="utf-8")
+        (tmp / CHECKPOINT_DONE).write_text(json.dumps({"step": self.step, "time": time.time()}), encoding="utf-8")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        if self.config.keep_checkpoints:
+            done = sorted(p.parent for p in root.glob(f"step-*/{CHECKPOINT_DONE}"))
+            for old in done[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        log.info("checkpoint %s", final)
+        return final
+
+    def _load_checkpoint(self, directory: Path) -> None:
+        state = json.loads((directory / "trainer_state.json").read_text(encoding="utf-8"))
+        self.policy_model.load(directory)
+        _set_rng_state(torch.load(directory / "rng.pt", weights_only=False), self.backend.generator)
+        self.step = int(state["step"])
+        self.history = list(state.get("history", []))
+        self.backend.policy_version = int(state["policy_version"])
+        log.info("resumed from %s (step %d)", directory, self.step)
+
+    def _finish(self) -> None:
+        metrics_path = self.run_dir / "metrics.jsonl"
+        try:
+            plot_learning_curve(metrics_path, self.run_dir / "learning_curve.png", title=self.config.model)
+        except ValueError as exc:
+            log.warning("no learning curve: %s", exc)
+        summary = {
+            "steps": self.step,
+            "final": self.history[-1] if self.history else None,
+            "checkpoint": str(latest_checkpoint(self.run_dir)),
+        }
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")
+        logging.getLogger("swerepair").removeHandler(self._log_handler)
+        self._log_handler.close()
+
+
+def _run(
+    make_env: Callable[[], Any], policy: Any, task_ids: list[str], step: int, cfg: TrainConfig, on_step: Any
+) -> list[Episode]:
+    from swerepair.envs.rollout import run_episodes
+
+    return run_episodes(
+        make_env, policy, task_ids, seed=cfg.seed * 1_000_003 + step * 1000, on_step=on_step, workers=cfg.env_workers
+    )
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "sampler": generator.get_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator.set_state(state["sampler"])
+
+
+def _attach_log_file(path: Path) -> logging.Handler:
+    """Send the package's INFO logs to `path` (``tail -f`` it while a run goes)."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("swerepair")
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def _progress(config: TrainConfig, initial: int) -> Any:
+    if not config.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.max_steps, initial=initial, unit="step", dynamic_ncols=True)
