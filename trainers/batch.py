@@ -64,6 +64,8 @@ def make_micro_batch(episodes: Sequence[Episode], advantages: Sequence[float], p
     """
     if not episodes:
         raise ValueError("a micro-batch needs at least one episode")
+    if len(advantages) != len(episodes):
+        raise ValueError(f"{len(episodes)} episodes but {len(advantages)} advantages")
     width = max(len(ep.tokens) for ep in episodes)
     rows = len(episodes)
     input_ids = torch.full((rows, width), pad_id, dtype=torch.long)
@@ -73,6 +75,8 @@ def make_micro_batch(episodes: Sequence[Episode], advantages: Sequence[float], p
     old: list[float] = []
     for row, ep in enumerate(episodes):
         n = len(ep.tokens)
+        if n == 0:
+            raise ValueError(f"episode {ep.instance_id} has no tokens")
         if len(ep.loss_mask) != n:
             raise ValueError(f"episode {ep.instance_id}: {n} tokens but a loss mask of {len(ep.loss_mask)}")
         if sum(ep.loss_mask) != len(ep.logprobs):
@@ -104,6 +108,8 @@ def micro_batches(episodes: Sequence[Episode], advantages: Sequence[float], size
 
     The split depends only on the episodes' lengths and order, so it is reproducible.
     """
+    if len(advantages) != len(episodes):
+        raise ValueError(f"{len(episodes)} episodes but {len(advantages)} advantages")
     order = sorted(range(len(episodes)), key=lambda i: (len(episodes[i].tokens), i))
     out = []
     for start in range(0, len(order), size):

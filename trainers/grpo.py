@@ -53,11 +53,22 @@ __all__ = ["EpisodeReward", "GRPOTrainer", "latest_checkpoint"]
 
 log = logging.getLogger(__name__)
 
-#: A reward computed from the whole episode (its messages, tool statistics, patch), replacing
-#: the env's patch reward: ``episode -> float`` in [0, 1].
-EpisodeReward = Callable[[Episode], float]
+#: A reward computed from the whole episode (its messages, tool statistics, patch) and its task,
+#: replacing the env's patch reward: ``(episode, task) -> float``.
+EpisodeReward = Callable[[Episode, Any], float]
 
 CHECKPOINT_DONE = "complete.json"
+#: What a run writes into its directory.
+RUN_FILES = (
+    "checkpoints",
+    "metrics.jsonl",
+    "tensorboard",
+    "episodes",
+    "learning_curve.png",
+    "summary.json",
+    "train.log",
+    "config.yaml",
+)
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -119,6 +130,15 @@ class GRPOTrainer:
 
         cfg = self.config
         _seed_everything(cfg.seed)
+        leftovers = [self.run_dir / name for name in RUN_FILES if (self.run_dir / name).exists()]
+        if leftovers and self._resume_from is None:
+            if not cfg.overwrite:
+                raise ConfigError(
+                    f"{self.run_dir} already holds a run; resume it (--resume {self.run_dir}), pick another "
+                    "--output-dir, or pass --overwrite to start over there"
+                )
+            for path in leftovers:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._log_handler = _attach_log_file(self.run_dir / "train.log")
         cfg.to_yaml(self.run_dir / "config.yaml")
@@ -131,6 +151,10 @@ class GRPOTrainer:
                 raise ConfigError(f"task_ids: unknown task(s) {', '.join(missing)} in {cfg.tasks}")
             tasks = [by_id[t] for t in cfg.task_ids]
         self.tasks = tasks
+        self._tasks_by_id = {t.instance_id: t for t in tasks}
+        from swerepair.trainers.shaping import SHAPING
+
+        self.shaping = SHAPING[cfg.shaping] if cfg.shaping != "none" else None
 
         self.policy_model: PolicyModel = build_policy_model(cfg)
         tokenizer = self.policy_model.tokenizer
@@ -180,20 +204,24 @@ class GRPOTrainer:
         )
 
     # -- the loop ------------------------------------------------------------------------------------
-    def train(self) -> list[dict[str, Any]]:
-        """Run steps until ``max_steps``; return the metrics of the steps this call ran."""
+    def train(self, steps: int | None = None) -> list[dict[str, Any]]:
+        """Run steps until ``max_steps`` (or `steps` more, if fewer remain); return the metrics of
+        the steps this call ran. A checkpoint is written where the call stops, so a run can be
+        trained in pieces (or killed after a checkpoint) and resumed exactly: the schedule is that
+        of ``max_steps`` throughout."""
         cfg = self.config
         ran: list[dict[str, Any]] = []
+        stop = cfg.max_steps if steps is None else min(cfg.max_steps, self.step + steps)
         bar = _progress(cfg, initial=self.step)
         try:
-            while self.step < cfg.max_steps:
+            while self.step < stop:
                 self.step += 1
                 record = self.train_step(bar)
                 ran.append(record)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(reward=f"{record.get('reward/mean', float('nan')):.3f}", refresh=False)
-                last = self.step == cfg.max_steps
+                last = self.step == stop
                 if last or (cfg.save_every and self.step % cfg.save_every == 0):
                     self.save_checkpoint()
         finally:
@@ -228,7 +256,7 @@ class GRPOTrainer:
         started = time.monotonic()
         episodes = _run(self.make_env, self.policy, task_ids, step, cfg, on_rollout)
         rollout_s = time.monotonic() - started
-        if self.episode_reward is not None:
+        if self.episode_reward is not None or self.shaping is not None:
             for ep in episodes:
                 if not ep.failed:
                     self._apply_episode_reward(ep)
@@ -281,14 +309,20 @@ class GRPOTrainer:
         return record
 
     def _apply_episode_reward(self, ep: Episode) -> None:
-        assert self.episode_reward is not None
-        value = float(self.episode_reward(ep))
-        if not math.isfinite(value):
-            raise ValueError(f"episode_reward returned {value!r} for {ep.instance_id}")
+        """Replace the env's reward by `episode_reward` and/or add the shaping term."""
+        task = self._tasks_by_id[ep.instance_id]
         components = dict(ep.info.get("reward_components", {}))
-        components["episode_reward"] = value
+        ep.info["env_reward"] = value = ep.reward
+        if self.episode_reward is not None:
+            value = float(self.episode_reward(ep, task))
+            components["episode_reward"] = value
+        if self.shaping is not None:
+            shaped = float(self.shaping(ep, task))
+            components[f"shaping/{self.config.shaping}"] = shaped
+            value += self.config.shaping_weight * shaped
+        if not math.isfinite(value):
+            raise ValueError(f"the episode reward of {ep.instance_id} is {value!r}")
         ep.info["reward_components"] = components
-        ep.info["env_reward"] = ep.reward
         ep.reward = value
 
     # -- the update ----------------------------------------------------------------------------------
@@ -316,7 +350,7 @@ class GRPOTrainer:
                     loss, stats = self._micro_batch_loss(batch.to(pm.device))
                     pm.backward(loss * weight, last=k == len(batches) - 1)
                     share = batch.num_tokens / total_tokens / cfg.ppo_epochs  # stats: token-weighted mean
-                    sums["loss"] = sums.get("loss", 0.0) + float(loss) * weight / cfg.ppo_epochs
+                    sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * weight / cfg.ppo_epochs
                     for key, value in stats.items():
                         sums[key] = sums.get(key, 0.0) + value * share
                 norms.append(pm.step())

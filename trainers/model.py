@@ -194,13 +194,18 @@ class PolicyModel:
 
     @contextlib.contextmanager
     def lm_head_weight(self) -> Iterator[Tensor]:
-        """The LM head's weight [V, H] (gathered for the duration under ZeRO-3)."""
+        """The LM head's weight [V, H].
+
+        Under ZeRO-3 the weight is partitioned outside its module's forward; it is gathered and
+        copied (it is frozen there: ZeRO-3 needs LoRA), because the fused loss's backward pass
+        recomputes its chunks after the gathering context has closed."""
         weight = self.causal_lm.get_output_embeddings().weight
         if self.engine is not None and self.config.zero_stage == 3:
             import deepspeed
 
             with deepspeed.zero.GatheredParameters([weight], modifier_rank=None):
-                yield weight
+                copy_ = weight.detach().clone()
+            yield copy_
         else:
             yield weight
 
