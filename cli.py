@@ -206,8 +206,9 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     started = time.monotonic()
     records = trainer.train()
     last = records[-1] if records else (trainer.history[-1] if trainer.history else {})
+    reward = last.get("reward/mean", float("nan"))
     print(
-        f"done in {time.monotonic() - started:.0f}s: step {trainer.step}, reward {last.get('reward/mean', float('nan')):.3f}"
+        f"done in {time.monotonic() - started:.0f}s: step {trainer.step}, reward {reward:.3f}"
         f"; metrics {trainer.run_dir / 'metrics.jsonl'}, curve {trainer.run_dir / 'learning_curve.png'}, "
         f"checkpoint {trainer.run_dir / 'checkpoints'}"
     )
