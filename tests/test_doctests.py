@@ -12,6 +12,7 @@ import swerepair
 
 #: Optional dependencies: modules that need them are skipped where they are not installed.
 OPTIONAL = {"torch", "transformers", "tokenizers", "hypothesis", "gguf", "pyarrow"}
+OPTIONAL |= {"peft", "deepspeed", "yaml", "matplotlib"}
 
 MODULES = sorted(
     m.name

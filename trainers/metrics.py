@@ -41,7 +41,9 @@ def _resolved(episode: Episode) -> bool:
     components = episode.info.get("reward_components") or {}
     if "resolved" in components:
         return bool(components["resolved"])
-    return episode.reward >= 1.0 - RESOLVED_TOLERANCE
+    # the env's own reward when the trainer reshaped it (shaping terms are not a fix)
+    reward = episode.info.get("env_reward", episode.reward)
+    return float(reward) >= 1.0 - RESOLVED_TOLERANCE
 
 
 def episode_metrics(episodes: Sequence[Episode], dropped: int, advantages: AdvantageResult | None) -> dict[str, float]:
@@ -60,7 +62,8 @@ def episode_metrics(episodes: Sequence[Episode], dropped: int, advantages: Advan
         ``reward/mean``, ``reward/std`` (population std), ``reward/max``, ``reward/min``.
         ``resolve_rate``: the fraction of episodes resolved. An episode whose
             ``info["reward_components"]`` has a ``resolved`` key is resolved when that value is
-            truthy; one without it is resolved when its reward is >= 1.0 - 1e-9.
+            truthy; one without it is resolved when the env's reward (``info["env_reward"]`` when
+            the trainer added shaping or replaced the reward, else ``reward``) is >= 1.0 - 1e-9.
         ``reward_components/<name>``: the mean of each component over the episodes that have it.
         ``episode/tokens_mean``: mean sequence length; ``episode/generated_tokens_mean``: mean
             number of generated (loss-masked) tokens; ``episode/turns_mean``,
