@@ -204,7 +204,8 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
         file=sys.stderr,
     )
     started = time.monotonic()
-    records = trainer.train()
+    with trainer:
+        records = trainer.train()
     last = records[-1] if records else (trainer.history[-1] if trainer.history else {})
     reward = last.get("reward/mean", float("nan"))
     print(

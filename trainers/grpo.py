@@ -105,7 +105,14 @@ class GRPOTrainer:
         self._resume_from = latest_checkpoint(resume) if resume is not None else None
         if resume is not None and self._resume_from is None:
             raise FileNotFoundError(f"{resume} has no complete checkpoint to resume from")
-        self._setup()
+        self._log_handler: logging.Handler | None = None
+        try:
+            self._setup()
+        except BaseException:
+            if self._log_handler is not None:
+                logging.getLogger("swerepair").removeHandler(self._log_handler)
+                self._log_handler.close()
+            raise
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, overrides: Any = None, **kwargs: Any) -> GRPOTrainer:
@@ -227,9 +234,22 @@ class GRPOTrainer:
         finally:
             if bar is not None:
                 bar.close()
-            self.metrics.close()
         self._finish()
         return ran
+
+    def close(self) -> None:
+        """Close the metrics files and detach the run's log file (the trainer is done)."""
+        self.metrics.close()
+        if self._log_handler is not None:
+            logging.getLogger("swerepair").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+
+    def __enter__(self) -> GRPOTrainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def tasks_for_step(self, step: int) -> list[str]:
         """The task ids of `step`: a function of the seed and the step only (exact resume)."""
@@ -459,8 +479,6 @@ class GRPOTrainer:
             "checkpoint": str(latest_checkpoint(self.run_dir)),
         }
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")
-        logging.getLogger("swerepair").removeHandler(self._log_handler)
-        self._log_handler.close()
 
 
 def _run(

@@ -188,6 +188,11 @@ class PolicyModel:
     # -- the loss's forward --------------------------------------------------------------------------
     def hidden_states(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Final hidden states [B, T, H] (after the last norm), without the LM head."""
+        if self.engine is not None and hasattr(self.engine.optimizer, "clear_backward_seen_flag"):
+            # DeepSpeedEngine.forward starts a new micro-step of ZeRO's gradient accumulation with
+            # this call; this forward bypasses the engine (to skip the full-vocabulary logits), so
+            # it makes the call itself, as the engine would
+            self.engine.optimizer.clear_backward_seen_flag()
         decoder = self.causal_lm.get_decoder()
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state

@@ -1,0 +1,222 @@
+"""`GRPOTrainer` under DeepSpeed ZeRO-2 and ZeRO-3 on CPU (gloo, world size 1), LoRA.
+
+DeepSpeed sets up a process-wide torch.distributed group, so each stage runs in its own Python
+process: two steps of a three-step run, then a resume from the checkpoint that finishes step 3.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from swerepair.trainers.config import ConfigError, load_config  # noqa: E402
+
+CHILD = r"""
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from swerepair.trainers.config import load_config
+from swerepair.trainers.grpo import GRPOTrainer
+from swerepair.trainers.metrics import read_metrics
+
+stage, run, params_out = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+
+
+def reward(ep, task):
+    return (sum(t for t, m in zip(ep.tokens, ep.loss_mask) if m) % 7) / 7
+
+
+def snapshot(trainer):
+    params = trainer.policy_model.trainable_parameters()
+    if stage == 3:  # partitioned: gather each parameter to read it
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(params.values())):
+            return {n: p.detach().clone() for n, p in params.items()}
+    return {n: p.detach().clone() for n, p in params.items()}
+
+
+def equal(a, b):
+    return set(a) == set(b) and all(torch.equal(a[n], b[n]) for n in a)
+
+
+config = load_config(overrides={**json.loads(sys.argv[4]), "output_dir": str(run), "zero_stage": stage})
+trainer = GRPOTrainer(config, episode_reward=reward)
+before = snapshot(trainer)
+records = trainer.train(steps=2)
+after = snapshot(trainer)
+torch.save(after, params_out)
+out = {
+    "engine": type(trainer.policy_model.engine).__name__,
+    "engine_mro": [c.__name__ for c in type(trainer.policy_model.engine).__mro__],
+    "records": records,
+    "trainable": len(after),
+    "all_changed": all(not torch.equal(before[n], after[n]) for n in after),
+    "lora_b_nonzero": all(bool(p.any()) for n, p in after.items() if "lora_B" in n),
+    "step": trainer.step,
+    "deepspeed_dirs": sorted(str(p.relative_to(run)) for p in run.glob("checkpoints/step-*/deepspeed")),
+}
+del trainer
+
+resumed = GRPOTrainer.from_run_dir(run, episode_reward=reward)
+out["resumed_step"] = resumed.step
+out["resumed_weights_equal"] = equal(snapshot(resumed), after)
+resumed.train()
+out["final_step"] = resumed.step
+out["final_changed"] = not equal(snapshot(resumed), after)
+out["metrics_steps"] = [r["step"] for r in read_metrics(run / "metrics.jsonl")]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+#: The run: 2 tasks x 2 episodes per step, in two micro-batches (so gradients accumulate).
+SETTINGS: dict[str, Any] = dict(
+    model="tiny-qwen3",
+    group_size=2,
+    tasks_per_step=2,
+    max_turns=1,
+    max_new_tokens=8,
+    lr=1e-2,
+    progress=False,
+    micro_batch_size=2,
+    env_workers=2,
+    tensorboard=False,
+    lora_layers="all",
+    max_steps=3,
+    device="cpu",
+    dtype="float32",
+)
+
+
+def reward(ep: Any, task: Any) -> float:
+    """As the child's: the generated ids' sum, mod 7, over 7."""
+    return (sum(t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m) % 7) / 7
+
+
+def run_child(stage: int, run: Path, params_out: Path, cache: Path) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.update(
+        SWEREPAIR_CACHE=str(cache),
+        DS_ACCELERATOR="cpu",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(free_port()),
+        RANK="0",
+        LOCAL_RANK="0",
+        WORLD_SIZE="1",
+        CUDA_VISIBLE_DEVICES="",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(stage), str(run), str(params_out), json.dumps(SETTINGS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["zero2", "zero3"])
+def zero_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two steps of the run under ZeRO `stage` in a child process, then a resume to step 3."""
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install 'swerepair[train]')")
+    root = tmp_path_factory.mktemp(f"zero{request.param}")
+    cache = tmp_path_factory.getbasetemp() / "cache"  # conftest's private checkout cache
+    out = run_child(request.param, root / "run", root / "params.pt", cache)
+    out["stage"] = request.param
+    out["params"] = torch.load(root / "params.pt")
+    return out
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The same two steps without DeepSpeed, in this process."""
+    from swerepair.trainers.grpo import GRPOTrainer
+
+    root = tmp_path_factory.mktemp("plain")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SWEREPAIR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        config = load_config(overrides={**SETTINGS, "output_dir": str(root / "run")})
+        trainer = GRPOTrainer(config, episode_reward=reward)
+        records = trainer.train(steps=2)
+    params = {n: p.detach().clone() for n, p in trainer.policy_model.trainable_parameters().items()}
+    return {"records": records, "params": params}
+
+
+@pytest.mark.slow
+def test_zero_lora_trains_checkpoints_and_resumes(zero_run: dict[str, Any]) -> None:
+    out = zero_run
+    assert out["engine"] == "DeepSpeedEngine" or "DeepSpeedEngine" in out["engine_mro"], out["engine"]
+    assert [r["train/updated"] for r in out["records"]] == [1.0, 1.0]
+    assert out["trainable"] > 0
+    assert out["all_changed"], "some LoRA parameters did not change in two updates"
+    assert out["lora_b_nonzero"]
+    assert out["step"] == 2
+    assert out["deepspeed_dirs"] == ["checkpoints/step-000002/deepspeed"]
+    assert out["resumed_step"] == 2
+    assert out["resumed_weights_equal"], "the resumed weights differ from those checkpointed"
+    assert out["final_step"] == 3
+    assert out["final_changed"]
+    assert out["metrics_steps"] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_zero_matches_training_without_deepspeed(zero_run: dict[str, Any], plain_run: dict[str, Any]) -> None:
+    """Same episodes, same gradient (accumulated over two micro-batches), same update."""
+    plain = plain_run["records"]
+    assert [r["train/episodes"] for r in plain] == [4.0, 4.0]  # two micro-batches of two
+    for got, want in zip(zero_run["records"], plain, strict=True):
+        assert got["reward/mean"] == want["reward/mean"]
+        assert got["train/grad_norm"] == pytest.approx(want["train/grad_norm"], rel=1e-4)
+        assert got["train/loss"] == pytest.approx(want["train/loss"], abs=1e-6)
+    assert set(zero_run["params"]) == set(plain_run["params"])
+    diffs = torch.cat([(zero_run["params"][n] - p).abs().flatten() for n, p in plain_run["params"].items()])
+    # Adam's first steps move each weight by about lr whatever the gradient's size, so a gradient
+    # element near 0 may land either way: allow a few such weights (measured: 1 in 16384 over 1e-5)
+    assert int((diffs > 1e-4).sum()) <= 8, f"{int((diffs > 1e-4).sum())} of {diffs.numel()} weights differ"
+    assert float(diffs.mean()) < 1e-6
+
+
+def test_zero3_rejects_full_finetuning(tmp_path: Path) -> None:
+    from swerepair.trainers.grpo import GRPOTrainer
+
+    config = load_config(
+        overrides=dict(
+            model="tiny-qwen3",
+            output_dir=str(tmp_path / "run"),
+            finetune="full",
+            zero_stage=3,
+            progress=False,
+            tensorboard=False,
+            device="cpu",
+        )
+    )
+    try:
+        with pytest.raises(ConfigError, match="zero_stage 2"):
+            GRPOTrainer(config)
+    finally:  # the trainer attached its train.log handler before it raised
+        package_log = logging.getLogger("swerepair")
+        for handler in list(package_log.handlers):
+            if str(tmp_path) in str(getattr(handler, "baseFilename", "")):
+                package_log.removeHandler(handler)
+                handler.close()
