@@ -257,7 +257,7 @@ def lora_layer_indices(spec: str, num_layers: int) -> list[int] | None:
 PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
     {
         # SmolLM2-135M-Instruct with a LoRA on its last third, on two bundled tasks, on 2 CPU cores:
-        # four short episodes per step so that the whole run takes minutes. The model never edits
+        # six short episodes per step so that the whole run takes minutes. The model never edits
         # anything at this size, so the localization shaping reward gives its groups a signal.
         "cpu-demo": {
             "model": "smollm2-135m",
@@ -266,12 +266,12 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
             "task_ids": ["swerepair__durations-1", "swerepair__intervals-5"],
             "shaping": "localization",
             "shaping_weight": 0.5,
-            "group_size": 4,
+            "group_size": 6,
             "tasks_per_step": 1,
             "max_turns": 2,
             "max_new_tokens": 64,
             "max_context_tokens": 4096,
-            "max_steps": 4,
+            "max_steps": 6,
             "lr": 2e-4,
             "warmup_steps": 1,
             "micro_batch_size": 2,

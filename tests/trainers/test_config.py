@@ -69,9 +69,9 @@ def test_precedence_defaults_preset_file_overrides(tmp_path):
     assert with_file.seed == 11  # file over default
     assert with_file.group_size == preset["group_size"]  # preset kept where the file is silent
 
-    full = load_config(preset="cpu-demo", config=path, overrides=["--lr", "5e-6", "--group-size=6"])
+    full = load_config(preset="cpu-demo", config=path, overrides=["--lr", "5e-6", "--group-size=5"])
     assert full.lr == 5e-6  # override over file
-    assert full.group_size == 6  # override over preset
+    assert full.group_size == 5 != preset["group_size"]  # override over preset
     assert full.max_turns == 7  # file kept where overrides are silent
     assert full.device == preset["device"]  # preset kept where file and overrides are silent
     assert full.weight_decay == default.weight_decay
