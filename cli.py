@@ -177,22 +177,39 @@ def _train_help() -> str:
     return "\n".join(lines)
 
 
+def _train_trl(config: Any, *, resume: bool) -> int:
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from swerepair.trainers.trl_backend import build_trl_trainer
+
+    trainer = build_trl_trainer(config)
+    print(f"training {config.model} with trl's GRPOTrainer; output {config.output_dir}", file=sys.stderr)
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.save_model(f"{config.output_dir}/final")
+    last = next((r for r in reversed(trainer.state.log_history) if "reward" in r), {})
+    print(f"done in {time.monotonic() - started:.0f}s: step {trainer.state.global_step}, reward {last.get('reward')}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     from swerepair.trainers.config import ConfigError, load_config, parse_overrides
 
     try:
         overrides = parse_overrides(rest)
         if args.resume:
-            from swerepair.trainers.grpo import GRPOTrainer
-
             if args.config or args.preset:
                 raise ConfigError("--resume takes the run's own config.yaml; give changes as --name value")
-            trainer = GRPOTrainer.from_run_dir(args.resume, overrides=overrides)
+            config = load_config(config=f"{args.resume}/config.yaml", overrides=overrides)
+            config = config.replace(output_dir=args.resume)
         else:
-            from swerepair.trainers.grpo import GRPOTrainer
-
             config = load_config(preset=args.preset, config=args.config, overrides=overrides)
-            trainer = GRPOTrainer(config)
+        if config.backend == "trl":
+            return _train_trl(config, resume=bool(args.resume))
+        from swerepair.trainers.grpo import GRPOTrainer
+
+        trainer = GRPOTrainer.from_run_dir(args.resume, overrides=overrides) if args.resume else GRPOTrainer(config)
     except ConfigError as exc:
         print(f"swerepair train: {exc}", file=sys.stderr)
         return 2

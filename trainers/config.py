@@ -42,6 +42,8 @@ class TrainConfig:
     """The settings of one GRPO training run (see the module docstring)."""
 
     # -- model ---------------------------------------------------------------------------------
+    backend: Literal["swerepair", "trl"] = "swerepair"
+    """Trainer: swerepair's GRPOTrainer, or trl's GRPOTrainer fed by swerepair rollouts (docs/trl.md)."""
     model: str = "tiny-qwen3"
     """Policy model: a built-in name (tiny-qwen3, smollm2-135m) or a local model directory."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
