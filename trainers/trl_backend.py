@@ -299,6 +299,11 @@ def build_trl_trainer(config: TrainConfig, *, episode_reward: Any = None, **grpo
     from swerepair.trainers.config import lora_layer_indices
     from swerepair.trainers.model import resolve_device, resolve_dtype
 
+    if grpo_overrides.get("use_vllm"):
+        raise ConfigError(
+            "use_vllm: the trl backend generates in-process with the hf backend from its rollout_func; TRL's vLLM "
+            "client is not wired into it (see docs/trl.md, 'On GPUs')"
+        )
     args = grpo_config(config, **grpo_overrides)
     tasks = load_tasks(config.tasks, repos=config.repos)
     if config.task_ids:
