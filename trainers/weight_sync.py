@@ -1,0 +1,244 @@
+"""Pushing the trainer's weights to inference servers over a dedicated `torch.distributed` group.
+
+The trainer (rank 0) and each server (ranks 1..N) join a process group made for this purpose only:
+its own ``TCPStore`` and a gloo (CPU) or NCCL (CUDA) process group built from it directly, so the
+trainer's default process group (DeepSpeed's, say) is untouched, and the same code runs on both
+backends. An update is a sequence of broadcasts from rank 0:
+
+    for each bucket:  header (one control message: the bucket's tensor names, shapes, dtype and
+                      byte offsets, as JSON) -> payload (one flat buffer holding the bucket's tensors)
+    end:              header {"end": true, "version": v}
+
+Buckets group tensors of one dtype, in order, up to ``bucket_bytes`` (default 256 MiB); a tensor
+larger than that travels alone. ``bucket_bytes=0`` sends one bucket (one control message) per
+tensor: the per-tensor baseline of ``benchmarks/weight_sync.py``. A header is two broadcasts (its
+length, then its bytes), so a bucket costs three collectives whatever it holds.
+
+Receivers run `WeightReceiver.receive_update`, which applies each bucket as it arrives (for
+example a server's ``model.load_weights`` or a copy into its parameters) and returns the version.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+__all__ = ["Bucket", "SyncStats", "TensorSpec", "WeightReceiver", "WeightSender", "WeightSyncGroup", "plan_buckets"]
+
+DEFAULT_BUCKET_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One tensor's place in a bucket: name, shape, and byte offset in the bucket's buffer."""
+
+    name: str
+    shape: tuple[int, ...]
+    offset: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Tensors of one dtype sent as one flat buffer after one control message."""
+
+    dtype: str
+    nbytes: int
+    tensors: tuple[TensorSpec, ...]
+
+    def header(self) -> dict[str, Any]:
+        """The control message announcing this bucket."""
+        return {
+            "dtype": self.dtype,
+            "nbytes": self.nbytes,
+            "tensors": [[t.name, list(t.shape), t.offset, t.nbytes] for t in self.tensors],
+        }
+
+    @classmethod
+    def from_header(cls, header: dict[str, Any]) -> Bucket:
+        specs = tuple(TensorSpec(n, tuple(s), o, b) for n, s, o, b in header["tensors"])
+        return cls(header["dtype"], int(header["nbytes"]), specs)
+
+
+def _dtype(name: str) -> torch.dtype:
+    value = getattr(torch, name.removeprefix("torch."), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"unknown dtype {name!r}")
+    return value
+
+
+def plan_buckets(named: Iterable[tuple[str, Tensor]], bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> list[Bucket]:
+    """Group `named` tensors into buckets of one dtype and at most `bucket_bytes` (see the module
+    docstring); ``bucket_bytes <= 0`` puts every tensor in its own bucket. Order is preserved
+    within each dtype."""
+    buckets: list[Bucket] = []
+    open_: dict[str, list[TensorSpec]] = {}
+    sizes: dict[str, int] = {}
+
+    def close(dtype: str) -> None:
+        if open_.get(dtype):
+            buckets.append(Bucket(dtype, sizes[dtype], tuple(open_[dtype])))
+        open_[dtype], sizes[dtype] = [], 0
+
+    for name, tensor in named:
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        nbytes = tensor.numel() * tensor.element_size()
+        if dtype not in open_:
+            open_[dtype], sizes[dtype] = [], 0
+        if open_[dtype] and (bucket_bytes <= 0 or sizes[dtype] + nbytes > bucket_bytes):
+            close(dtype)
+        open_[dtype].append(TensorSpec(name, tuple(tensor.shape), sizes[dtype], nbytes))
+        sizes[dtype] += nbytes
+        if bucket_bytes <= 0:
+            close(dtype)
+    for dtype in list(open_):
+        close(dtype)
+    return buckets
+
+
+class WeightSyncGroup:
+    """A process group for weight updates only (see the module docstring).
+
+    Args:
+        host, port: the ``TCPStore`` address; rank 0 (the trainer) hosts it.
+        rank: 0 for the trainer, 1..world_size-1 for the servers.
+        world_size: 1 + the number of servers.
+        backend: ``"gloo"`` (CPU tensors) or ``"nccl"`` (CUDA tensors).
+        device: where buffers live (``cuda:N`` for NCCL).
+        timeout_s: how long joining and each collective may take.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        rank: int,
+        world_size: int,
+        *,
+        backend: str = "gloo",
+        device: str | torch.device = "cpu",
+        timeout_s: float = 300.0,
+    ) -> None:
+        if backend not in ("gloo", "nccl"):
+            raise ValueError(f"backend must be gloo or nccl, got {backend!r}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside a world of {world_size}")
+        timeout = timedelta(seconds=timeout_s)
+        self.rank, self.world_size, self.backend = rank, world_size, backend
+        self.device = torch.device(device)
+        self.store = dist.TCPStore(host, port, world_size, is_master=rank == 0, timeout=timeout)
+        if backend == "gloo":
+            self.pg: Any = dist.ProcessGroupGloo(self.store, rank, world_size, timeout)
+        else:
+            self.pg = dist.ProcessGroupNCCL(self.store, rank, world_size)
+
+    def broadcast(self, tensor: Tensor, src: int = 0) -> None:
+        """Broadcast `tensor` in place from rank `src` to every rank of the group."""
+        opts = dist.BroadcastOptions()
+        opts.rootRank = src
+        opts.rootTensor = 0
+        self.pg.broadcast([tensor], opts).wait()
+
+    def send_header(self, header: dict[str, Any]) -> None:
+        """Rank 0: broadcast one control message."""
+        data = torch.frombuffer(bytearray(json.dumps(header).encode()), dtype=torch.uint8).to(self.device)
+        self.broadcast(torch.tensor([data.numel()], dtype=torch.int64, device=self.device))
+        self.broadcast(data)
+
+    def recv_header(self) -> dict[str, Any]:
+        """Ranks > 0: receive one control message."""
+        length = torch.zeros(1, dtype=torch.int64, device=self.device)
+        self.broadcast(length)
+        data = torch.empty(int(length.item()), dtype=torch.uint8, device=self.device)
+        self.broadcast(data)
+        return json.loads(bytes(data.cpu().numpy()).decode())
+
+    def close(self) -> None:
+        """Leave the group."""
+        shutdown = getattr(self.pg, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        self.pg = None
+
+
+@dataclass
+class SyncStats:
+    """What one push did: buckets (= control messages), bytes and seconds."""
+
+    version: int
+    buckets: int
+    tensors: int
+    nbytes: int
+    seconds: float
+    per_bucket_s: list[float] = field(default_factory=list)
+
+    @property
+    def gb_per_s(self) -> float:
+        """Payload gigabytes (1e9 bytes) per second."""
+        return self.nbytes / self.seconds / 1e9 if self.seconds > 0 else float("inf")
+
+
+class WeightSender:
+    """Rank 0 of a `WeightSyncGroup`: pushes named tensors in buckets."""
+
+    def __init__(self, group: WeightSyncGroup, bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:
+        if group.rank != 0:
+            raise ValueError("the sender is rank 0")
+        self.group = group
+        self.bucket_bytes = bucket_bytes
+
+    def push(self, named: Sequence[tuple[str, Tensor]], version: int) -> SyncStats:
+        """Send every tensor of `named` (bucketed), then the end marker with `version`."""
+        started = time.perf_counter()
+        buckets = plan_buckets(named, self.bucket_bytes)
+        by_name = dict(named)
+        times = []
+        for bucket in buckets:
+            t0 = time.perf_counter()
+            self.group.send_header(bucket.header())
+            buffer = torch.empty(bucket.nbytes, dtype=torch.uint8, device=self.group.device)
+            for spec in bucket.tensors:
+                src = by_name[spec.name].detach().contiguous().reshape(-1)
+                buffer[spec.offset : spec.offset + spec.nbytes].copy_(src.view(torch.uint8))
+            self.group.broadcast(buffer)
+            times.append(time.perf_counter() - t0)
+        self.group.send_header({"end": True, "version": int(version)})
+        total = sum(b.nbytes for b in buckets)
+        return SyncStats(int(version), len(buckets), len(by_name), total, time.perf_counter() - started, times)
+
+
+class WeightReceiver:
+    """A rank > 0 of a `WeightSyncGroup`: receives updates and hands each bucket to `apply`.
+
+    `apply` gets ``[(name, tensor), ...]`` for one bucket; the tensors are views of the received
+    buffer, valid during the call (copy them, as ``load_weights`` does).
+    """
+
+    def __init__(self, group: WeightSyncGroup, apply: Callable[[list[tuple[str, Tensor]]], None]) -> None:
+        if group.rank == 0:
+            raise ValueError("rank 0 sends; receivers are ranks 1..N")
+        self.group = group
+        self.apply = apply
+
+    def receive_update(self) -> int:
+        """Receive buckets until the end marker; return the version it carries."""
+        while True:
+            header = self.group.recv_header()
+            if header.get("end"):
+                return int(header["version"])
+            bucket = Bucket.from_header(header)
+            buffer = torch.empty(bucket.nbytes, dtype=torch.uint8, device=self.group.device)
+            self.group.broadcast(buffer)
+            dtype = _dtype(bucket.dtype)
+            tensors = [
+                (s.name, buffer[s.offset : s.offset + s.nbytes].view(dtype).reshape(s.shape)) for s in bucket.tensors
+            ]
+            self.apply(tensors)
