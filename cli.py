@@ -5,6 +5,7 @@ swerepair tasks validate  [--tasks SRC] [--task-id ID ...] [--sandbox KIND] [--j
 swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
 swerepair demo            validate the bundled tasks, then play one scripted episode
 swerepair train           [--preset NAME] [--config FILE] [--resume DIR] [--FIELD VALUE ...]
+swerepair serve           [--model NAME] [--port N]: OpenAI-compatible server with weight updates
 """
 
 from __future__ import annotations
@@ -233,6 +234,22 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from swerepair.agents.server import serve
+
+    serve(
+        args.model,
+        args.host,
+        args.port,
+        model_name=args.served_model_name,
+        device=args.device,
+        max_batch_size=args.max_batch_size,
+        default_max_tokens=args.max_tokens,
+        seed=args.seed,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swerepair", description="RL environments for repository-level bug repair")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -268,6 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="append the episodes to this JSONL file")
     p.set_defaults(fn=cmd_solve)
+
+    p = sub.add_parser("serve", help="OpenAI-compatible server over a local model, with live weight updates")
+    p.add_argument("--model", default="tiny-qwen3", help="tiny-qwen3, smollm2-135m or a local model directory")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--served-model-name", default=None, help="the name clients send as `model`")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-batch-size", type=int, default=8, help="requests generated together")
+    p.add_argument("--max-tokens", type=int, default=512, help="default max_tokens of a request")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser(
         "train",

@@ -31,7 +31,17 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["Bucket", "SyncStats", "TensorSpec", "WeightReceiver", "WeightSender", "WeightSyncGroup", "plan_buckets"]
+__all__ = [
+    "Bucket",
+    "ServerWeightPusher",
+    "SyncStats",
+    "TensorSpec",
+    "WeightReceiver",
+    "WeightSender",
+    "WeightSyncGroup",
+    "plan_buckets",
+    "policy_weights",
+]
 
 DEFAULT_BUCKET_BYTES = 256 * 2**20
 
@@ -242,3 +252,114 @@ class WeightReceiver:
                 (s.name, buffer[s.offset : s.offset + s.nbytes].view(dtype).reshape(s.shape)) for s in bucket.tensors
             ]
             self.apply(tensors)
+
+
+def _http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+class ServerWeightPusher:
+    """The trainer's side of live weight updates to embedded servers (``/weights/*`` endpoints).
+
+    `connect` asks each server (rank i + 1) to join a new `WeightSyncGroup` and joins it as rank 0;
+    `push` tells every server to start receiving, broadcasts the buckets, and waits until each
+    server reports the new version.
+
+    Args:
+        server_urls: the servers' roots, e.g. ``"http://127.0.0.1:8000"`` (no ``/v1``).
+        host, port: the group's store address (this process hosts it; port 0 picks a free one).
+        backend: gloo (CPU) or nccl (CUDA).
+        bucket_bytes: bucket size (see `plan_buckets`).
+    """
+
+    def __init__(
+        self,
+        server_urls: Sequence[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        backend: str = "gloo",
+        device: str = "cpu",
+        bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+        timeout_s: float = 300.0,
+    ) -> None:
+        self.urls = [u.rstrip("/").removesuffix("/v1") for u in server_urls]
+        self.host, self.port, self.backend, self.device = host, port, backend, device
+        self.bucket_bytes, self.timeout_s = bucket_bytes, timeout_s
+        self.sender: WeightSender | None = None
+
+    def connect(self) -> None:
+        """Form the group: every server joins as rank i + 1, this process as rank 0."""
+        if self.port == 0:
+            import socket
+
+            with socket.socket() as s:
+                s.bind((self.host, 0))
+                self.port = s.getsockname()[1]
+        world = len(self.urls) + 1
+        for rank, url in enumerate(self.urls, start=1):
+            body = {"host": self.host, "port": self.port, "rank": rank, "world_size": world, "backend": self.backend}
+            _http_json(f"{url}/weights/init", body)
+        group = WeightSyncGroup(
+            self.host, self.port, 0, world, backend=self.backend, device=self.device, timeout_s=self.timeout_s
+        )
+        self.sender = WeightSender(group, self.bucket_bytes)
+        self._wait(lambda s: s["joined"], "join")
+
+    def push(self, named: Sequence[tuple[str, Tensor]], version: int) -> SyncStats:
+        """Send `named` tensors to every server; return when all of them serve `version`."""
+        if self.sender is None:
+            raise RuntimeError("connect() first")
+        for url in self.urls:
+            _http_json(f"{url}/weights/update", {})
+        stats = self.sender.push(named, version)
+        self._wait(lambda s: not s["updating"] and s["version"] == version, f"update to version {version}")
+        return stats
+
+    def _wait(self, done: Callable[[dict[str, Any]], bool], what: str) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        for url in self.urls:
+            while True:
+                status = _http_json(f"{url}/weights/status")
+                if status.get("error"):
+                    raise RuntimeError(f"{url}: {what} failed: {status['error']}")
+                if done(status):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url}: {what} did not finish in {self.timeout_s}s")
+                time.sleep(0.01)
+
+    def close(self) -> None:
+        """Leave the group."""
+        if self.sender is not None:
+            self.sender.group.close()
+            self.sender = None
+
+
+def policy_weights(model: Any) -> list[tuple[str, Tensor]]:
+    """The weights a server needs, under the plain model's names: a peft model's LoRA adapters are
+    merged into their base weights (and the ``base_layer`` names mapped back); tied weights travel
+    once. The tensors are copies; the model is left as it was (the merge is undone)."""
+    merge = getattr(model, "merge_adapter", None)
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if callable(merge):
+        merge()
+    try:
+        out: list[tuple[str, Tensor]] = []
+        seen: set[int] = set()
+        for name, p in lm.named_parameters():
+            if "lora_" in name or id(p) in seen:
+                continue
+            seen.add(id(p))
+            out.append((name.replace(".base_layer.", "."), p.detach().clone()))
+        return out
+    finally:
+        if callable(merge):
+            model.unmerge_adapter()

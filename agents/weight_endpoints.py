@@ -1,0 +1,129 @@
+"""Weight-update endpoints of the embedded server: join a weight-sync group, receive buckets, version.
+
+`attach_weight_endpoints(server)` adds to an `InferenceServer`:
+
+- ``POST /weights/init`` ``{"host", "port", "rank", "world_size", "backend"}``: join the trainer's
+  weight-sync group (in the background: joining waits for every rank).
+- ``POST /weights/update`` ``{}``: start receiving one update (in the background, so that the
+  trainer can start broadcasting); generation waits until it is applied.
+- ``GET /weights/status``: ``{"joined", "updating", "version", "updates", "error"}``.
+
+An update arrives as buckets (`swerepair.trainers.weight_sync`); each received tensor is copied
+into the model's parameter or buffer of the same name. The whole update is applied under the
+server's ``generation_lock``, so no request is answered with half-updated weights; then the
+policy version becomes the one the update carries and caches are reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+__all__ = ["attach_weight_endpoints"]
+
+log = logging.getLogger(__name__)
+
+
+class _WeightState:
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.group: Any = None
+        self.joined = threading.Event()
+        self.updating = False
+        self.updates = 0
+        self.error: str | None = None
+        self.lock = threading.Lock()
+
+    def init(self, body: dict[str, Any]) -> dict[str, Any]:
+        from swerepair.trainers.weight_sync import WeightSyncGroup
+
+        try:
+            host, port = str(body["host"]), int(body["port"])
+            rank, world = int(body["rank"]), int(body["world_size"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"/weights/init needs host, port, rank and world_size: {exc}") from None
+        backend = str(body.get("backend", "gloo"))
+        if backend not in ("gloo", "nccl"):
+            raise ValueError(f"backend must be gloo or nccl, got {backend!r}")
+        if rank < 1:
+            raise ValueError("a server's rank is 1..world_size-1 (the trainer is 0)")
+        device = str(getattr(self.server.backend.model, "device", "cpu"))
+        self.joined.clear()
+        self.error = None
+
+        def join() -> None:
+            try:
+                self.group = WeightSyncGroup(host, port, rank, world, backend=backend, device=device)
+                self.joined.set()
+            except Exception as exc:  # reported through /weights/status
+                self.error = f"join: {type(exc).__name__}: {exc}"
+                log.exception("joining the weight-sync group failed")
+
+        threading.Thread(target=join, name="weights-join", daemon=True).start()
+        return {"ok": True}
+
+    def update(self, _body: dict[str, Any]) -> dict[str, Any]:
+        if not self.joined.is_set():
+            raise ValueError("join a weight-sync group first (/weights/init)")
+        with self.lock:
+            if self.updating:
+                raise ValueError("an update is already being received")
+            self.updating = True
+        threading.Thread(target=self._receive, name="weights-update", daemon=True).start()
+        return {"ok": True}
+
+    def _receive(self) -> None:
+        from swerepair.trainers.weight_sync import WeightReceiver
+
+        model = self.server.backend.model
+        targets = dict(model.named_parameters())
+        targets.update(dict(model.named_buffers()))
+        unknown: list[str] = []
+
+        def apply(tensors: list[tuple[str, Any]]) -> None:
+            import torch
+
+            with torch.no_grad():
+                for name, tensor in tensors:
+                    target = targets.get(name)
+                    if target is None:
+                        unknown.append(name)
+                        continue
+                    target.copy_(tensor.to(target.device, target.dtype))
+
+        try:
+            with self.server.generation_lock:
+                version = WeightReceiver(self.group, apply).receive_update()
+                self.server.backend.policy_version = version
+                reset = getattr(self.server.backend, "reset_cache", None)
+                if callable(reset):
+                    reset()
+            if unknown:
+                self.error = f"update {version}: {len(unknown)} unknown tensor name(s), first {unknown[0]!r}"
+                log.error("%s", self.error)
+            self.updates += 1
+        except Exception as exc:
+            self.error = f"update: {type(exc).__name__}: {exc}"
+            log.exception("receiving a weight update failed")
+        finally:
+            self.updating = False
+
+    def status(self, _body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "joined": self.joined.is_set(),
+            "updating": self.updating,
+            "version": int(self.server.policy_version),
+            "updates": self.updates,
+            "error": self.error,
+        }
+
+
+def attach_weight_endpoints(server: Any) -> Any:
+    """Add the ``/weights/*`` endpoints (see the module docstring) to `server`; return it."""
+    state = _WeightState(server)
+    server.add_route("POST", "/weights/init", state.init)
+    server.add_route("POST", "/weights/update", state.update)
+    server.add_route("GET", "/weights/status", state.status)
+    server.weight_state = state
+    return server
