@@ -6,6 +6,11 @@ Side by side in one run, on the same tensors (the 135M model's fp32 weights by d
   message, then one flat buffer, per bucket);
 - **per tensor**: the same sender with ``bucket_bytes=0``: one control message and one broadcast per
   tensor;
+- **server, bucketed** / **server, one request per tensor**: the same weights pushed to the
+  embedded server (``swerepair serve``'s `InferenceServer` with its ``/weights`` endpoints, in a
+  second process, loading them into its model) with `ServerWeightPusher`: as one update in
+  256 MiB buckets, or the naive way, one update (HTTP requests, control message, broadcast,
+  status) per tensor;
 - **memory copy**: the same bytes copied into a preallocated buffer in one process
   (``buffer[offset:].copy_(tensor)``), the physical limit of moving them on this machine.
 
@@ -69,6 +74,20 @@ def _receiver(port: int, model_name: str, rounds: int, done: Any) -> None:
     group.close()
 
 
+def _server(model_name: str, port_queue: Any, stop: Any) -> None:
+    import torch
+
+    from swerepair.agents.models import load_model
+    from swerepair.agents.server import InferenceServer
+    from swerepair.agents.weight_endpoints import attach_weight_endpoints
+
+    torch.set_num_threads(1)
+    model, tokenizer = load_model(model_name)
+    with attach_weight_endpoints(InferenceServer(model, tokenizer)) as server:
+        port_queue.put(server.port)
+        stop.wait(3600)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,6 +100,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--bucket-mib", type=int, default=256)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-server", action="store_true", help="skip the embedded-server rows")
     args = parser.parse_args()
 
     import torch
@@ -118,6 +138,33 @@ def main() -> int:
     proc.join(timeout=60)
     group.close()
 
+    if not args.no_server:
+        from swerepair.trainers.weight_sync import ServerWeightPusher
+
+        ports, stop = ctx.Queue(), ctx.Event()
+        server = ctx.Process(target=_server, args=(args.model, ports, stop), daemon=True)
+        server.start()
+        url = f"http://127.0.0.1:{ports.get(timeout=600)}"
+        pusher = ServerWeightPusher([url], bucket_bytes=bucket_bytes)
+        pusher.connect()
+        results["server, bucketed"], results["server, one request per tensor"] = [], []
+        counts["server, bucketed"], counts["server, one request per tensor"] = counts["bucketed"], len(named)
+        for i in range(runs):
+            version += 1
+            t0 = time.perf_counter()
+            pusher.push(named, version)
+            if i:
+                results["server, bucketed"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for item in named:
+                version += 1
+                pusher.push([item], version)
+            if i:
+                results["server, one request per tensor"].append(time.perf_counter() - t0)
+        pusher.close()
+        stop.set()
+        server.join(timeout=60)
+
     rows = []
     for label, times in results.items():
         median = statistics.median(times)
@@ -133,11 +180,16 @@ def main() -> int:
     by = {r["variant"]: r for r in rows}
     speedup = by["per tensor"]["seconds"] / by["bucketed"]["seconds"]
     copy_fraction = by["bucketed"]["gb_per_s"] / by["memory copy"]["gb_per_s"]
+    server_speedup = None
+    if "server, bucketed" in by:
+        server_speedup = by["server, one request per tensor"]["seconds"] / by["server, bucketed"]["seconds"]
     head = f"{args.model}: {len(named)} tensors, {nbytes / 1e6:.1f} MB, gloo over loopback"
     print(f"{head}, median of {args.repeat}")
-    print(f"{'variant':12s} {'control msgs':>12s} {'seconds':>9s} {'GB/s':>7s}")
+    print(f"{'variant':32s} {'control msgs':>12s} {'seconds':>9s} {'GB/s':>7s}")
     for r in rows:
-        print(f"{r['variant']:12s} {r['messages']:>12d} {r['seconds']:9.3f} {r['gb_per_s']:7.2f}")
+        print(f"{r['variant']:32s} {r['messages']:>12d} {r['seconds']:9.3f} {r['gb_per_s']:7.2f}")
+    if server_speedup is not None:
+        print(f"server: bucketed vs one request per tensor: {server_speedup:.1f}x faster")
     print(
         f"bucketed vs per tensor: {speedup:.1f}x faster (goal {GOAL_SPEEDUP:.0f}x); "
         f"bucketed / memory copy bandwidth: {copy_fraction:.0%} (goal {GOAL_COPY_FRACTION:.0%})"
@@ -152,6 +204,7 @@ def main() -> int:
                     "bucket_bytes": bucket_bytes,
                     "rows": rows,
                     "speedup_vs_per_tensor": speedup,
+                    "server_speedup_vs_request_per_tensor": server_speedup,
                     "fraction_of_copy_bandwidth": copy_fraction,
                     "goals_met": speedup >= GOAL_SPEEDUP and copy_fraction >= GOAL_COPY_FRACTION,
                     "receiver_ok": ok,

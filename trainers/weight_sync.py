@@ -334,7 +334,7 @@ class ServerWeightPusher:
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{url}: {what} did not finish in {self.timeout_s}s")
-                time.sleep(0.01)
+                time.sleep(0.002)
 
     def close(self) -> None:
         """Leave the group."""
