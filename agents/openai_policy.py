@@ -51,6 +51,8 @@ From ``choices[0]``:
   the logprob tokens when those carry ids, else dropped, with a warning.
 - `finish_reason`: ``"length"`` stays ``"length"``; anything else (``"stop"``,
   ``"tool_calls"``, ...) is ``"stop"``.
+- `policy_version`: the response's `policy_version` (the embedded server's version of the
+  weights that generated it), else 0.
 - `info`: `id`, `model`, `usage`, the server's `finish_reason`, `attempts` (HTTP requests
   made), `available` (``{"prompt_ids": bool, "completion_ids": bool, "logprobs": bool}``),
   `ids_source` (``"token_ids"``, ``"logprobs"`` or ``None``) and, when the server separates
@@ -460,11 +462,17 @@ class OpenAIPolicy:
             completion_ids=completion_ids,
             logprobs=logprobs,
             finish_reason="length" if raw_finish == "length" else "stop",
+            policy_version=_version(data.get("policy_version")),
             info=info,
         )
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _version(value: Any) -> int:
+    """The server's ``policy_version`` (swerepair's embedded server sends it; others do not: 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _error_text(exc: urllib.error.HTTPError) -> str:
     try:
         return exc.read().decode("utf-8", "replace")

@@ -366,6 +366,8 @@ def test_policy_version_roundtrip(server) -> None:
         assert complete(server, messages=MESSAGES, max_tokens=2)["policy_version"] == 7
         server.policy_version = 8
         assert complete(server, messages=MESSAGES, max_tokens=2)["policy_version"] == 8
+        with OpenAIPolicy(base_url=server.url, model=NAME, temperature=0.0, max_tokens=2) as policy:
+            assert policy.act([MESSAGES])[0].policy_version == 8  # the client reads the version tag
         assert call(server, "POST", "/policy_version", {"version": "9"})[0] == 400
         assert call(server, "POST", "/policy_version", {})[0] == 400
         assert server.policy_version == 8
