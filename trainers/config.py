@@ -98,6 +98,13 @@ class TrainConfig:
     """Nucleus size of rollout sampling."""
     env_workers: int = 8
     """Episodes whose tool calls and rewards run concurrently (threads) within a step."""
+    servers: list[str] = field(default_factory=list)
+    """Inference servers (swerepair serve URLs) that generate the rollouts; the trainer pushes its
+    weights to them after each update. Empty: generate in-process."""
+    weight_sync_backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """Process-group backend of weight pushes to the servers; auto is nccl on CUDA, else gloo."""
+    weight_bucket_mb: int = 256
+    """Bucket size of weight pushes, in MiB (one control message per bucket)."""
 
     # -- GRPO ------------------------------------------------------------------------------------
     group_size: int = 8
@@ -192,6 +199,7 @@ class TrainConfig:
                 raise ConfigError(f"{name}: {value!r} is not one of {allowed}")
         positive = ["lora_rank", "max_turns", "max_new_tokens", "group_size", "tasks_per_step", "ppo_epochs"]
         positive += ["micro_batch_size", "logprob_chunk_size", "max_steps", "env_workers", "max_context_tokens"]
+        positive += ["weight_bucket_mb"]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")

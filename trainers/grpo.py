@@ -167,14 +167,24 @@ class GRPOTrainer:
         tokenizer = self.policy_model.tokenizer
         scaffold = nano_agent()
         self.renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
-        self.backend = HFBackend(
-            self.policy_model.causal_lm,
-            tokenizer,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_new_tokens=cfg.max_new_tokens,
-            seed=cfg.seed,
-        )
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = int(pad)  # any id works: padded positions are outside the attention and loss masks
+        self.pusher: Any = None
+        if cfg.servers:  # rollouts on the servers; weights pushed to them after each update
+            from swerepair.agents.server_backend import ServerBackend
+
+            self.backend: Any = ServerBackend(
+                cfg.servers, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens
+            )
+        else:
+            self.backend = HFBackend(
+                self.policy_model.causal_lm,
+                tokenizer,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_new_tokens=cfg.max_new_tokens,
+                seed=cfg.seed,
+            )
         self.policy = ModelPolicy(self.backend, self.renderer)
         lock = threading.Lock()
 
@@ -206,9 +216,43 @@ class GRPOTrainer:
         )
         if self._resume_from is not None:
             self._load_checkpoint(self._resume_from)
+        if cfg.servers:
+            self._connect_servers()
         self.metrics = MetricsLogger(
             self.run_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self._resume_from else None
         )
+
+    def _connect_servers(self) -> None:
+        """Join the servers' weight-sync group and push the current weights (version = step)."""
+        from swerepair.trainers.weight_sync import ServerWeightPusher
+
+        cfg, pm = self.config, self.policy_model
+        if cfg.zero_stage == 3:
+            raise ConfigError("servers with zero_stage 3: pushing sharded weights is not supported; use zero_stage 2")
+        backend = cfg.weight_sync_backend
+        if backend == "auto":
+            backend = "nccl" if pm.device.type == "cuda" else "gloo"
+        self.pusher = ServerWeightPusher(
+            cfg.servers, backend=backend, device=str(pm.device), bucket_bytes=cfg.weight_bucket_mb * 2**20
+        )
+        self.pusher.connect()
+        self._push_weights()
+
+    def _push_weights(self) -> float:
+        """Push the policy's weights to the servers as version `step`; seconds taken."""
+        from swerepair.trainers.weight_sync import policy_weights
+
+        started = time.monotonic()
+        with torch.no_grad():
+            stats = self.pusher.push(policy_weights(self.policy_model.model), version=self.step)
+        log.info(
+            "pushed %d buckets, %.1f MB to %d server(s) in %.2fs",
+            stats.buckets,
+            stats.nbytes / 1e6,
+            len(self.config.servers),
+            stats.seconds,
+        )
+        return time.monotonic() - started
 
     # -- the loop ------------------------------------------------------------------------------------
     def train(self, steps: int | None = None) -> list[dict[str, Any]]:
@@ -238,8 +282,11 @@ class GRPOTrainer:
         return ran
 
     def close(self) -> None:
-        """Close the metrics files and detach the run's log file (the trainer is done)."""
+        """Close the metrics files, leave the servers' weight group, detach the run's log file."""
         self.metrics.close()
+        if self.pusher is not None:
+            self.pusher.close()
+            self.pusher = None
         if self._log_handler is not None:
             logging.getLogger("swerepair").removeHandler(self._log_handler)
             self._log_handler.close()
@@ -265,7 +312,8 @@ class GRPOTrainer:
         """One step: rollouts, advantages, update, metrics (see the module docstring)."""
         cfg, step = self.config, self.step
         task_ids = [t for t in self.tasks_for_step(step) for _ in range(cfg.group_size)]
-        self.backend.generator.manual_seed(cfg.seed * 1_000_003 + step)
+        if hasattr(self.backend, "generator"):
+            self.backend.generator.manual_seed(cfg.seed * 1_000_003 + step)
         self.policy_model.train_mode(False)
 
         def on_rollout(running: int, finished: int) -> None:
@@ -295,10 +343,16 @@ class GRPOTrainer:
         training_s = time.monotonic() - started
 
         started = time.monotonic()
+        if self.pusher is not None:
+            self._push_weights()
         self.backend.policy_version = step  # in-process: the next rollouts read the new weights
         sync_s = time.monotonic() - started
         generated = self.backend.stats["generated_tokens"] - gen_tokens_before
         gen_s = self.backend.stats["seconds"] - gen_s_before
+        lags = [step - 1 - min(v) for ep in kept if (v := ep.info.get("policy_versions"))]
+        if lags:  # how many updates behind the weights that generated each episode were
+            record["policy/version_lag_mean"] = float(np.mean(lags))
+            record["policy/version_lag_max"] = float(max(lags))
         record.update(
             {
                 "policy_version": float(self.backend.policy_version),
@@ -352,7 +406,7 @@ class GRPOTrainer:
         if not episodes:
             log.info("step %d: no informative episodes; no update", self.step)
             return {"train/updated": 0.0, "train/episodes": 0.0, "train/lr": pm.lr}
-        pad = self.backend.pad_id
+        pad = self.pad_id
         batches = micro_batches(episodes, advantages, cfg.micro_batch_size, pad)
         total_tokens = sum(b.num_tokens for b in batches)
         total_seqs = sum(b.size for b in batches)
@@ -445,7 +499,7 @@ class GRPOTrainer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.policy_model.save(tmp)
-        torch.save(_rng_state(self.backend.generator), tmp / "rng.pt")
+        torch.save(_rng_state(getattr(self.backend, "generator", None)), tmp / "rng.pt")
         state = {"step": self.step, "policy_version": self.backend.policy_version, "history": self.history}
         (tmp / "trainer_state.json").write_text(json.dumps(state, default=float), encoding="utf-8")
         (tmp / CHECKPOINT_DONE).write_text(json.dumps({"step": self.step, "time": time.time()}), encoding="utf-8")
@@ -461,7 +515,7 @@ class GRPOTrainer:
     def _load_checkpoint(self, directory: Path) -> None:
         state = json.loads((directory / "trainer_state.json").read_text(encoding="utf-8"))
         self.policy_model.load(directory)
-        _set_rng_state(torch.load(directory / "rng.pt", weights_only=False), self.backend.generator)
+        _set_rng_state(torch.load(directory / "rng.pt", weights_only=False), getattr(self.backend, "generator", None))
         self.step = int(state["step"])
         self.history = list(state.get("history", []))
         self.backend.policy_version = int(state["policy_version"])
@@ -497,23 +551,24 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+def _rng_state(generator: torch.Generator | None) -> dict[str, Any]:
     return {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "sampler": generator.get_state(),
+        "sampler": generator.get_state() if generator is not None else None,
     }
 
 
-def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+def _set_rng_state(state: dict[str, Any], generator: torch.Generator | None) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    generator.set_state(state["sampler"])
+    if generator is not None and state.get("sampler") is not None:
+        generator.set_state(state["sampler"])
 
 
 def _attach_log_file(path: Path) -> logging.Handler:

@@ -54,6 +54,7 @@ UNSUPPORTED: dict[str, tuple[Any, str]] = {
     "entropy_coef": (0.0, "GRPOTrainer has no entropy bonus"),
     "logprob_chunk_size": (1024, "GRPOTrainer chunks its LM head itself"),
     "min_lr_ratio": (0.0, "transformers' cosine schedule decays to 0"),
+    "servers": ([], "the trl backend generates in-process; inference servers are the swerepair backend's"),
 }
 
 
