@@ -35,6 +35,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,9 @@ class GRPOTrainer:
         if resume is not None and self._resume_from is None:
             raise FileNotFoundError(f"{resume} has no complete checkpoint to resume from")
         self._log_handler: logging.Handler | None = None
+        self._pending: dict[int, Future[Any]] = {}  # asynchronous mode: step -> its rollouts in flight
+        self._prefetcher: ThreadPoolExecutor | None = None
+        self._stop = config.max_steps
         try:
             self._setup()
         except BaseException:
@@ -263,6 +267,7 @@ class GRPOTrainer:
         cfg = self.config
         ran: list[dict[str, Any]] = []
         stop = cfg.max_steps if steps is None else min(cfg.max_steps, self.step + steps)
+        self._stop = stop
         bar = _progress(cfg, initial=self.step)
         try:
             while self.step < stop:
@@ -278,12 +283,18 @@ class GRPOTrainer:
         finally:
             if bar is not None:
                 bar.close()
+            for future in self._pending.values():  # a prefetch beyond this call's last step
+                future.cancel()
+            self._pending.clear()
         self._finish()
         return ran
 
     def close(self) -> None:
         """Close the metrics files, leave the servers' weight group, detach the run's log file."""
         self.metrics.close()
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True, cancel_futures=True)
+            self._prefetcher = None
         if self.pusher is not None:
             self.pusher.close()
             self.pusher = None
@@ -308,22 +319,43 @@ class GRPOTrainer:
             chosen += rng.sample(ids, min(k - len(chosen), len(ids)))
         return chosen
 
-    def train_step(self, bar: Any = None) -> dict[str, Any]:
-        """One step: rollouts, advantages, update, metrics (see the module docstring)."""
-        cfg, step = self.config, self.step
+    def _collect(self, step: int, bar: Any = None) -> tuple[list[Episode], float, float]:
+        """Play `step`'s episodes; return them, generated tokens and generation seconds."""
+        cfg = self.config
         task_ids = [t for t in self.tasks_for_step(step) for _ in range(cfg.group_size)]
         if hasattr(self.backend, "generator"):
             self.backend.generator.manual_seed(cfg.seed * 1_000_003 + step)
-        self.policy_model.train_mode(False)
 
         def on_rollout(running: int, finished: int) -> None:
             if bar is not None:
                 bar.set_description(f"step {step} rollouts {finished}/{len(task_ids)}")
 
-        gen_tokens_before, gen_s_before = self.backend.stats["generated_tokens"], self.backend.stats["seconds"]
-        started = time.monotonic()
+        tokens_before, seconds_before = self.backend.stats["generated_tokens"], self.backend.stats["seconds"]
         episodes = _run(self.make_env, self.policy, task_ids, step, cfg, on_rollout)
-        rollout_s = time.monotonic() - started
+        generated = self.backend.stats["generated_tokens"] - tokens_before
+        return episodes, generated, self.backend.stats["seconds"] - seconds_before
+
+    def train_step(self, bar: Any = None) -> dict[str, Any]:
+        """One step: rollouts, advantages, update, metrics (see the module docstring).
+
+        In asynchronous mode the step's episodes were (being) generated while the previous step
+        trained; this step starts generating the next step's before it trains."""
+        cfg, step = self.config, self.step
+        self.policy_model.train_mode(False)
+        started = time.monotonic()
+        pending = self._pending.pop(step, None)
+        if pending is not None:
+            episodes, generated, gen_s = pending.result()
+        else:
+            episodes, generated, gen_s = self._collect(step, bar)
+        rollout_s = time.monotonic() - started  # in asynchronous mode: the wait for the prefetch
+        if cfg.async_rollouts and step < self._stop:
+            if self._prefetcher is None:
+                self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="swerepair-rollouts")
+            self._pending[step + 1] = self._prefetcher.submit(self._collect, step + 1)
+        stale = [ep for ep in episodes if _lag(ep, step) > cfg.max_staleness]
+        if stale:  # too old to train on: dropped like failures, and counted
+            episodes = [ep for ep in episodes if _lag(ep, step) <= cfg.max_staleness]
         if self.episode_reward is not None or self.shaping is not None:
             for ep in episodes:
                 if not ep.failed:
@@ -331,6 +363,7 @@ class GRPOTrainer:
 
         kept, adv, dropped = group_advantages(episodes, cfg.advantage)
         record: dict[str, Any] = episode_metrics(kept, dropped, adv)
+        record["episodes/stale_dropped"] = float(len(stale))
         chosen = [
             (ep, a)
             for ep, a in zip(kept, adv.advantages, strict=True)
@@ -347,9 +380,7 @@ class GRPOTrainer:
             self._push_weights()
         self.backend.policy_version = step  # in-process: the next rollouts read the new weights
         sync_s = time.monotonic() - started
-        generated = self.backend.stats["generated_tokens"] - gen_tokens_before
-        gen_s = self.backend.stats["seconds"] - gen_s_before
-        lags = [step - 1 - min(v) for ep in kept if (v := ep.info.get("policy_versions"))]
+        lags = [_lag(ep, step) for ep in kept if ep.info.get("policy_versions")]
         if lags:  # how many updates behind the weights that generated each episode were
             record["policy/version_lag_mean"] = float(np.mean(lags))
             record["policy/version_lag_max"] = float(max(lags))
@@ -543,6 +574,13 @@ def _run(
     return run_episodes(
         make_env, policy, task_ids, seed=cfg.seed * 1_000_003 + step * 1000, on_step=on_step, workers=cfg.env_workers
     )
+
+
+def _lag(episode: Episode, step: int) -> int:
+    """Updates between the oldest weights that generated `episode` and those of `step`'s rollouts
+    (version step - 1); 0 for episodes without version tags."""
+    versions = episode.info.get("policy_versions") or []
+    return step - 1 - min(versions) if versions else 0
 
 
 def _seed_everything(seed: int) -> None:

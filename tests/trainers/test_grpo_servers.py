@@ -31,9 +31,35 @@ def _get(url: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
-def test_training_with_rollouts_on_a_server(tmp_path: Path) -> None:
-    from swerepair.agents.hf_backend import HFBackend
+def reward(ep: Any, task: Any) -> float:
+    return (sum(t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m) % 7) / 7
+
+
+def settings(tmp_path: Path, url: str, **changes: Any) -> Any:
     from swerepair.trainers.config import load_config
+
+    base = dict(
+        model="tiny-qwen3",
+        device="cpu",
+        output_dir=str(tmp_path / "run"),
+        servers=[url],
+        weight_bucket_mb=1,
+        group_size=2,
+        tasks_per_step=2,
+        max_turns=2,
+        max_new_tokens=12,
+        lr=1e-2,
+        lora_layers="all",
+        micro_batch_size=2,
+        env_workers=2,
+        progress=False,
+        tensorboard=False,
+        max_steps=2,
+    )
+    return load_config(overrides=base | changes)
+
+
+def test_asynchronous_rollouts_overlap_training_within_the_staleness_bound(tmp_path: Path) -> None:
     from swerepair.trainers.grpo import GRPOTrainer
 
     ctx = mp.get_context("spawn")
@@ -42,27 +68,32 @@ def test_training_with_rollouts_on_a_server(tmp_path: Path) -> None:
     proc.start()
     try:
         url = f"http://127.0.0.1:{ports.get(timeout=120)}"
-        config = load_config(
-            overrides=dict(
-                model="tiny-qwen3",
-                device="cpu",
-                output_dir=str(tmp_path / "run"),
-                servers=[url],
-                weight_bucket_mb=1,
-                group_size=2,
-                tasks_per_step=2,
-                max_turns=2,
-                max_new_tokens=12,
-                lr=1e-2,
-                lora_layers="all",
-                micro_batch_size=2,
-                env_workers=2,
-                progress=False,
-                tensorboard=False,
-                max_steps=2,
-            )
-        )
-        reward = lambda ep, task: (sum(t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m) % 7) / 7  # noqa: E731
+        with GRPOTrainer(settings(tmp_path, url, async_rollouts=True, max_steps=3), episode_reward=reward) as trainer:
+            records = trainer.train()
+        assert [r["train/updated"] for r in records] == [1.0, 1.0, 1.0]
+        assert records[0]["policy/version_lag_max"] == 0.0  # the first step's episodes were not prefetched
+        # steps 2 and 3 were generated while the step before trained: they started one version behind
+        assert all(r["policy/version_lag_max"] == 1.0 for r in records[1:])
+        assert all(r["episodes/stale_dropped"] == 0.0 for r in records)
+        assert _get(f"{url}/weights/status")["version"] == 3
+    finally:
+        stop.set()
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+
+
+def test_training_with_rollouts_on_a_server(tmp_path: Path) -> None:
+    from swerepair.agents.hf_backend import HFBackend
+    from swerepair.trainers.grpo import GRPOTrainer
+
+    ctx = mp.get_context("spawn")
+    ports, stop = ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=_serve, args=(ports, stop), daemon=True)
+    proc.start()
+    try:
+        url = f"http://127.0.0.1:{ports.get(timeout=120)}"
+        config = settings(tmp_path, url)
         with GRPOTrainer(config, episode_reward=reward) as trainer:
             assert _get(f"{url}/weights/status")["version"] == 0  # the initial weights were pushed
             records = trainer.train()
