@@ -31,7 +31,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import socket
 import statistics
 import sys
 import time
@@ -88,12 +87,6 @@ def _server(model_name: str, port_queue: Any, stop: Any) -> None:
         stop.wait(3600)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")
@@ -105,14 +98,14 @@ def main() -> int:
 
     import torch
 
-    from swerepair.trainers.weight_sync import WeightSender, WeightSyncGroup, plan_buckets
+    from swerepair.trainers.weight_sync import WeightSender, WeightSyncGroup, free_port, plan_buckets
 
     named = _named(args.model)
     nbytes = sum(t.numel() * t.element_size() for _, t in named)
     bucket_bytes = args.bucket_mib * 2**20
     runs = 1 + args.repeat
     ctx = mp.get_context("spawn")
-    port, done = _free_port(), ctx.Queue()
+    port, done = free_port(), ctx.Queue()
     proc = ctx.Process(target=_receiver, args=(port, args.model, 2 * runs, done))
     proc.start()
     group = WeightSyncGroup("127.0.0.1", port, 0, 2, timeout_s=600)

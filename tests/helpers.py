@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +62,33 @@ TOY_TEST_PATCH = (
     "@@ -4,2 +4,6 @@ from calc import add, twice\n def test_twice():\n     assert twice(2) == 4\n+\n+\n"
     "+def test_add():\n+    assert add(2, 3) == 5\n"
 )
+
+
+def _serve_tiny_model(port_queue: Any, stop: Any) -> None:
+    from swerepair.agents.models import load_model
+    from swerepair.agents.server import InferenceServer
+    from swerepair.agents.weight_endpoints import attach_weight_endpoints
+
+    model, tokenizer = load_model("tiny-qwen3")
+    with attach_weight_endpoints(InferenceServer(model, tokenizer, batch_window_s=0.05)) as server:
+        port_queue.put(server.port)
+        stop.wait(600)
+
+
+@contextlib.contextmanager
+def tiny_model_server() -> Iterator[str]:
+    """The embedded server (with its /weights endpoints) over tiny-qwen3 in another process;
+    yields its root URL and stops it on exit."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    ports, stop = ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=_serve_tiny_model, args=(ports, stop), daemon=True)
+    proc.start()
+    try:
+        yield f"http://127.0.0.1:{ports.get(timeout=120)}"
+    finally:
+        stop.set()
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()

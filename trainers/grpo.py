@@ -26,13 +26,10 @@ seed and the step number, a resumed run continues exactly as the uninterrupted r
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import math
 import random
 import shutil
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +43,7 @@ from swerepair.agents.episode import Episode
 from swerepair.trainers.advantages import group_advantages
 from swerepair.trainers.batch import MicroBatch, micro_batches
 from swerepair.trainers.config import ConfigError, TrainConfig, load_config
+from swerepair.trainers.episodes import EpisodeReward, env_factory, select_tasks, shaped_reward
 from swerepair.trainers.loss import LossConfig, grpo_loss, masked_token_logprobs
 from swerepair.trainers.metrics import MetricsLogger, episode_metrics, plot_learning_curve
 from swerepair.trainers.model import PolicyModel, build_policy_model
@@ -54,9 +52,6 @@ __all__ = ["EpisodeReward", "GRPOTrainer", "latest_checkpoint"]
 
 log = logging.getLogger(__name__)
 
-#: A reward computed from the whole episode (its messages, tool statistics, patch) and its task,
-#: replacing the env's patch reward: ``(episode, task) -> float``.
-EpisodeReward = Callable[[Episode, Any], float]
 
 CHECKPOINT_DONE = "complete.json"
 #: What a run writes into its directory.
@@ -136,8 +131,6 @@ class GRPOTrainer:
         from swerepair.agents.hf_backend import HFBackend
         from swerepair.agents.model_policy import ModelPolicy
         from swerepair.agents.scaffold import nano_agent
-        from swerepair.envs.env import SweRepairEnv
-        from swerepair.envs.tasks import load_tasks
 
         cfg = self.config
         _seed_everything(cfg.seed)
@@ -154,18 +147,8 @@ class GRPOTrainer:
         self._log_handler = _attach_log_file(self.run_dir / "train.log")
         cfg.to_yaml(self.run_dir / "config.yaml")
 
-        tasks = load_tasks(cfg.tasks, repos=cfg.repos)
-        if cfg.task_ids:
-            by_id = {t.instance_id: t for t in tasks}
-            missing = [t for t in cfg.task_ids if t not in by_id]
-            if missing:
-                raise ConfigError(f"task_ids: unknown task(s) {', '.join(missing)} in {cfg.tasks}")
-            tasks = [by_id[t] for t in cfg.task_ids]
-        self.tasks = tasks
+        self.tasks = tasks = select_tasks(cfg)
         self._tasks_by_id = {t.instance_id: t for t in tasks}
-        from swerepair.trainers.shaping import SHAPING
-
-        self.shaping = SHAPING[cfg.shaping] if cfg.shaping != "none" else None
 
         self.policy_model: PolicyModel = build_policy_model(cfg)
         tokenizer = self.policy_model.tokenizer
@@ -190,24 +173,7 @@ class GRPOTrainer:
                 seed=cfg.seed,
             )
         self.policy = ModelPolicy(self.backend, self.renderer)
-        lock = threading.Lock()
-
-        def count_tokens(messages: Sequence[dict[str, Any]]) -> int:
-            with lock:  # env steps run on threads; one tokenizer call at a time
-                return len(self.renderer.encode(self.renderer.render(messages, add_generation_prompt=False)))
-
-        self.make_env = functools.partial(
-            SweRepairEnv,
-            tasks=tasks,
-            sandbox=cfg.sandbox,
-            scaffold=scaffold,
-            reward=cfg.reward,
-            tool_timeout_s=cfg.tool_timeout_s,
-            verifier_timeout_s=cfg.verifier_timeout_s,
-            token_counter=count_tokens,
-            max_steps=cfg.max_turns,
-            max_context_tokens=cfg.max_context_tokens,
-        )
+        self.make_env = env_factory(cfg, tasks, self.renderer, scaffold)
         self.make_env().close()  # fail now on a bad sandbox or reward, not in the first step
         self.loss_config = LossConfig(
             eps_low=cfg.eps_low,
@@ -356,7 +322,7 @@ class GRPOTrainer:
         stale = [ep for ep in episodes if _lag(ep, step) > cfg.max_staleness]
         if stale:  # too old to train on: dropped like failures, and counted
             episodes = [ep for ep in episodes if _lag(ep, step) <= cfg.max_staleness]
-        if self.episode_reward is not None or self.shaping is not None:
+        if self.episode_reward is not None or cfg.shaping != "none":
             for ep in episodes:
                 if not ep.failed:
                     self._apply_episode_reward(ep)
@@ -415,19 +381,9 @@ class GRPOTrainer:
 
     def _apply_episode_reward(self, ep: Episode) -> None:
         """Replace the env's reward by `episode_reward` and/or add the shaping term."""
-        task = self._tasks_by_id[ep.instance_id]
-        components = dict(ep.info.get("reward_components", {}))
-        ep.info["env_reward"] = value = ep.reward
-        if self.episode_reward is not None:
-            value = float(self.episode_reward(ep, task))
-            components["episode_reward"] = value
-        if self.shaping is not None:
-            shaped = float(self.shaping(ep, task))
-            components[f"shaping/{self.config.shaping}"] = shaped
-            value += self.config.shaping_weight * shaped
-        if not math.isfinite(value):
-            raise ValueError(f"the episode reward of {ep.instance_id} is {value!r}")
-        ep.info["reward_components"] = components
+        value, added = shaped_reward(ep, self._tasks_by_id[ep.instance_id], self.config, self.episode_reward)
+        ep.info["env_reward"] = ep.reward
+        ep.info["reward_components"] = {**ep.info.get("reward_components", {}), **added}
         ep.reward = value
 
     # -- the update ----------------------------------------------------------------------------------
@@ -473,32 +429,29 @@ class GRPOTrainer:
         )
         return out
 
+    def _logprobs(self, batch: MicroBatch, *, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused log-probs (and entropies) of the batch's generated tokens under the current model."""
+        pm = self.policy_model
+        hidden = pm.hidden_states(batch.input_ids, batch.attention_mask)
+        with pm.lm_head_weight() as weight:
+            return masked_token_logprobs(
+                hidden,
+                weight,
+                batch.targets,
+                batch.loss_mask,
+                chunk_size=self.config.logprob_chunk_size,
+                temperature=self.config.temperature,
+                with_entropy=with_entropy,
+            )
+
     def _micro_batch_loss(self, batch: MicroBatch) -> tuple[torch.Tensor, dict[str, float]]:
         cfg, pm = self.config, self.policy_model
         ref_logp = None
         if cfg.beta > 0:
             with torch.no_grad(), pm.reference_policy():
-                hidden = pm.hidden_states(batch.input_ids, batch.attention_mask)
-                with pm.lm_head_weight() as weight:
-                    ref_logp, _ = masked_token_logprobs(
-                        hidden,
-                        weight,
-                        batch.targets,
-                        batch.loss_mask,
-                        chunk_size=cfg.logprob_chunk_size,
-                        temperature=cfg.temperature,
-                    )
-        hidden = pm.hidden_states(batch.input_ids, batch.attention_mask)
-        with pm.lm_head_weight() as weight:
-            logp, entropy = masked_token_logprobs(
-                hidden,
-                weight,
-                batch.targets,
-                batch.loss_mask,
-                chunk_size=cfg.logprob_chunk_size,
-                temperature=cfg.temperature,
-                with_entropy=True,
-            )
+                ref_logp, _ = self._logprobs(batch)
+        logp, entropy = self._logprobs(batch, with_entropy=True)
+        assert entropy is not None
         return grpo_loss(
             logp,
             batch.old_logp,

@@ -29,9 +29,24 @@ from torch import Tensor
 
 from swerepair.trainers.config import ConfigError, TrainConfig, lora_layer_indices
 
-__all__ = ["PolicyModel", "build_policy_model", "lr_lambda", "resolve_device", "resolve_dtype"]
+__all__ = ["PolicyModel", "build_policy_model", "lora_config", "lr_lambda", "resolve_device", "resolve_dtype"]
 
 log = logging.getLogger(__name__)
+
+
+def lora_config(config: TrainConfig, num_layers: int) -> Any:
+    """The peft ``LoraConfig`` of `config`'s LoRA settings for a model of `num_layers` layers."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_target_modules),
+        layers_to_transform=lora_layer_indices(config.lora_layers, num_layers),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
 
 
 def resolve_device(config: TrainConfig) -> torch.device:
@@ -103,20 +118,10 @@ class PolicyModel:
         if getattr(head, "bias", None) is not None:
             raise ConfigError("the fused LM-head loss does not support an LM head with a bias")
         if self.lora:
-            from peft import LoraConfig, get_peft_model
+            from peft import get_peft_model
 
-            layers = lora_layer_indices(config.lora_layers, num_layers)
-            peft_config = LoraConfig(
-                r=config.lora_rank,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=config.lora_dropout,
-                target_modules=list(config.lora_target_modules),
-                layers_to_transform=layers,
-                bias="none",
-                task_type="CAUSAL_LM",
-            )
             torch.manual_seed(config.seed)  # LoRA's A matrices are initialised randomly
-            self.model = get_peft_model(causal_lm, peft_config)
+            self.model = get_peft_model(causal_lm, lora_config(config, num_layers))
             self.causal_lm = self.model.get_base_model()
         else:
             self.model = causal_lm

@@ -29,16 +29,15 @@ advantage 0, and TRL's z-score uses the sample std and eps 1e-4.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from swerepair.agents.episode import Episode
 from swerepair.trainers.config import ConfigError, TrainConfig
+from swerepair.trainers.episodes import env_factory, select_tasks, shaped_reward
 
 __all__ = ["SweRepairRollout", "build_trl_trainer", "episode_to_trl", "grpo_config", "unsupported_settings"]
 
@@ -166,34 +165,14 @@ class SweRepairRollout:
     def __init__(self, config: TrainConfig, tasks: Sequence[Any], tokenizer: Any, episode_reward: Any = None) -> None:
         from swerepair.agents.chat import ChatRenderer
         from swerepair.agents.scaffold import nano_agent
-        from swerepair.envs.env import SweRepairEnv
-        from swerepair.trainers.shaping import SHAPING
 
         self.config = config
         self.tasks = {t.instance_id: t for t in tasks}
         self.tokenizer = tokenizer
         self.episode_reward = episode_reward
-        self.shaping = SHAPING[config.shaping] if config.shaping != "none" else None
         scaffold = nano_agent()
         self.renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
-        lock = threading.Lock()
-
-        def count_tokens(messages: Sequence[dict[str, Any]]) -> int:
-            with lock:
-                return len(self.renderer.encode(self.renderer.render(messages, add_generation_prompt=False)))
-
-        self.make_env = functools.partial(
-            SweRepairEnv,
-            tasks=list(tasks),
-            sandbox=config.sandbox,
-            scaffold=scaffold,
-            reward=config.reward,
-            tool_timeout_s=config.tool_timeout_s,
-            verifier_timeout_s=config.verifier_timeout_s,
-            token_counter=count_tokens,
-            max_steps=config.max_turns,
-            max_context_tokens=config.max_context_tokens,
-        )
+        self.make_env = env_factory(config, tasks, self.renderer, scaffold)
         self._by_prompt: dict[str, str] = {}
         self.calls = 0
         #: the episodes of the latest call, in the order TRL received them
@@ -271,11 +250,7 @@ class SweRepairRollout:
         return out
 
     def _reward(self, ep: Episode) -> float:
-        task = self.tasks[ep.instance_id]
-        value = float(self.episode_reward(ep, task)) if self.episode_reward is not None else ep.reward
-        if self.shaping is not None:
-            value += self.config.shaping_weight * float(self.shaping(ep, task))
-        return value
+        return shaped_reward(ep, self.tasks[ep.instance_id], self.config, self.episode_reward)[0]
 
 
 def swerepair_reward(prompts: Any = None, completions: Any = None, swerepair_reward: Any = None, **_: Any) -> list[Any]:
@@ -296,9 +271,7 @@ def build_trl_trainer(config: TrainConfig, *, episode_reward: Any = None, **grpo
     if Version(trl.__version__) < Version(TRL_MIN_VERSION):
         raise ConfigError(f"the trl backend needs trl >= {TRL_MIN_VERSION}, found {trl.__version__}")
     from swerepair.agents.models import load_model
-    from swerepair.envs.tasks import load_tasks
-    from swerepair.trainers.config import lora_layer_indices
-    from swerepair.trainers.model import resolve_device, resolve_dtype
+    from swerepair.trainers.model import lora_config, resolve_device, resolve_dtype
 
     if grpo_overrides.get("use_vllm"):
         raise ConfigError(
@@ -306,29 +279,11 @@ def build_trl_trainer(config: TrainConfig, *, episode_reward: Any = None, **grpo
             "client is not wired into it (see docs/trl.md, 'On GPUs')"
         )
     args = grpo_config(config, **grpo_overrides)
-    tasks = load_tasks(config.tasks, repos=config.repos)
-    if config.task_ids:
-        by_id = {t.instance_id: t for t in tasks}
-        missing = [t for t in config.task_ids if t not in by_id]
-        if missing:
-            raise ConfigError(f"task_ids: unknown task(s) {', '.join(missing)} in {config.tasks}")
-        tasks = [by_id[t] for t in config.task_ids]
+    tasks = select_tasks(config)
     device = resolve_device(config)
     model, tokenizer = load_model(config.model, device=str(device), dtype=resolve_dtype(config, device))
     transformers.set_seed(config.seed)
-    peft_config = None
-    if config.finetune == "lora":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=config.lora_rank,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=list(config.lora_target_modules),
-            layers_to_transform=lora_layer_indices(config.lora_layers, int(model.config.num_hidden_layers)),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+    peft_config = lora_config(config, int(model.config.num_hidden_layers)) if config.finetune == "lora" else None
     rollout = SweRepairRollout(config, tasks, tokenizer, episode_reward=episode_reward)
     dataset = rollout.dataset()
     Path(config.output_dir).mkdir(parents=True, exist_ok=True)

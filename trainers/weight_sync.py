@@ -39,6 +39,7 @@ __all__ = [
     "WeightReceiver",
     "WeightSender",
     "WeightSyncGroup",
+    "free_port",
     "plan_buckets",
     "policy_weights",
 ]
@@ -254,6 +255,15 @@ class WeightReceiver:
             self.apply(tensors)
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that was free a moment ago (for a group's store)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def _http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> dict[str, Any]:
     import urllib.request
 
@@ -298,11 +308,7 @@ class ServerWeightPusher:
     def connect(self) -> None:
         """Form the group: every server joins as rank i + 1, this process as rank 0."""
         if self.port == 0:
-            import socket
-
-            with socket.socket() as s:
-                s.bind((self.host, 0))
-                self.port = s.getsockname()[1]
+            self.port = free_port(self.host)
         world = len(self.urls) + 1
         for rank, url in enumerate(self.urls, start=1):
             body = {"host": self.host, "port": self.port, "rank": rank, "world_size": world, "backend": self.backend}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from swerepair.trainers.config import ConfigError, load_config  # noqa: E402
+from swerepair.trainers.weight_sync import free_port  # noqa: E402
 
 CHILD = r"""
 import json
@@ -80,12 +80,6 @@ out["final_changed"] = not equal(snapshot(resumed), after)
 out["metrics_steps"] = [r["step"] for r in read_metrics(run / "metrics.jsonl")]
 print("RESULT " + json.dumps(out))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 #: The run: 2 tasks x 2 episodes per step, in two micro-batches (so gradients accumulate).

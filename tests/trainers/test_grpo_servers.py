@@ -4,7 +4,6 @@ trainer pushes its weights there, and the episodes it trains on come from the cu
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -14,16 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-
-def _serve(port_queue: Any, stop: Any) -> None:
-    from swerepair.agents.models import load_model
-    from swerepair.agents.server import InferenceServer
-    from swerepair.agents.weight_endpoints import attach_weight_endpoints
-
-    model, tokenizer = load_model("tiny-qwen3")
-    with attach_weight_endpoints(InferenceServer(model, tokenizer, batch_window_s=0.05)) as server:
-        port_queue.put(server.port)
-        stop.wait(600)
+from helpers import tiny_model_server  # noqa: E402
 
 
 def _get(url: str) -> dict[str, Any]:
@@ -62,12 +52,7 @@ def settings(tmp_path: Path, url: str, **changes: Any) -> Any:
 def test_asynchronous_rollouts_overlap_training_within_the_staleness_bound(tmp_path: Path) -> None:
     from swerepair.trainers.grpo import GRPOTrainer
 
-    ctx = mp.get_context("spawn")
-    ports, stop = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_serve, args=(ports, stop), daemon=True)
-    proc.start()
-    try:
-        url = f"http://127.0.0.1:{ports.get(timeout=120)}"
+    with tiny_model_server() as url:
         with GRPOTrainer(settings(tmp_path, url, async_rollouts=True, max_steps=3), episode_reward=reward) as trainer:
             records = trainer.train()
         assert [r["train/updated"] for r in records] == [1.0, 1.0, 1.0]
@@ -76,23 +61,13 @@ def test_asynchronous_rollouts_overlap_training_within_the_staleness_bound(tmp_p
         assert all(r["policy/version_lag_max"] == 1.0 for r in records[1:])
         assert all(r["episodes/stale_dropped"] == 0.0 for r in records)
         assert _get(f"{url}/weights/status")["version"] == 3
-    finally:
-        stop.set()
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.kill()
 
 
 def test_training_with_rollouts_on_a_server(tmp_path: Path) -> None:
     from swerepair.agents.hf_backend import HFBackend
     from swerepair.trainers.grpo import GRPOTrainer
 
-    ctx = mp.get_context("spawn")
-    ports, stop = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_serve, args=(ports, stop), daemon=True)
-    proc.start()
-    try:
-        url = f"http://127.0.0.1:{ports.get(timeout=120)}"
+    with tiny_model_server() as url:
         config = settings(tmp_path, url)
         with GRPOTrainer(config, episode_reward=reward) as trainer:
             assert _get(f"{url}/weights/status")["version"] == 0  # the initial weights were pushed
@@ -114,8 +89,3 @@ def test_training_with_rollouts_on_a_server(tmp_path: Path) -> None:
             trainer.backend.temperature, trainer.backend.max_new_tokens = 0.0, 8
             theirs = trainer.backend.generate([prompt])[0]
             assert theirs.token_ids == mine.token_ids and theirs.policy_version == 2
-    finally:
-        stop.set()
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.kill()

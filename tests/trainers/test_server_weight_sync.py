@@ -4,7 +4,6 @@ server running in another process; the server's greedy output then equals the tr
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import urllib.request
 from typing import Any
 
@@ -13,17 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-
-def _serve(port_queue: Any, stop: Any) -> None:
-    from swerepair.agents.models import load_model
-    from swerepair.agents.server import InferenceServer
-    from swerepair.agents.weight_endpoints import attach_weight_endpoints
-
-    model, tokenizer = load_model("tiny-qwen3")
-    server = attach_weight_endpoints(InferenceServer(model, tokenizer, default_max_tokens=16))
-    with server:
-        port_queue.put(server.port)
-        stop.wait(300)
+from helpers import tiny_model_server  # noqa: E402
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -39,13 +28,7 @@ def test_pushed_weights_make_the_server_answer_like_the_trainer(tmp_path: Any) -
     from swerepair.trainers.model import PolicyModel
     from swerepair.trainers.weight_sync import ServerWeightPusher, policy_weights
 
-    ctx = mp.get_context("spawn")
-    ports, stop = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_serve, args=(ports, stop), daemon=True)
-    proc.start()
-    try:
-        port = ports.get(timeout=120)
-        url = f"http://127.0.0.1:{port}"
+    with tiny_model_server() as url:
         config = load_config(
             overrides={"model": "tiny-qwen3", "device": "cpu", "lora_layers": "all", "output_dir": str(tmp_path)}
         )
@@ -77,8 +60,3 @@ def test_pushed_weights_make_the_server_answer_like_the_trainer(tmp_path: Any) -
         again = HFBackend(pm.causal_lm, tokenizer, temperature=0.0, max_new_tokens=16).generate([prompt])[0]
         assert again.token_ids == mine.token_ids
         pusher.close()
-    finally:
-        stop.set()
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.kill()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import socket
 from typing import Any
 
 import pytest
@@ -14,14 +13,9 @@ from swerepair.trainers.weight_sync import (  # noqa: E402
     WeightReceiver,
     WeightSender,
     WeightSyncGroup,
+    free_port,
     plan_buckets,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def named(seed: int = 0) -> list[tuple[str, Any]]:

@@ -1,0 +1,81 @@
+"""What both trainers (`GRPOTrainer` and the TRL backend) share about playing episodes: the task
+set a config selects, the env factory it configures, and the reward a trainer assigns to a
+finished episode (the env's, replaced by an ``episode_reward`` and/or plus a shaping term)."""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from swerepair.agents.episode import Episode
+from swerepair.trainers.config import ConfigError, TrainConfig
+
+__all__ = ["EpisodeReward", "env_factory", "select_tasks", "shaped_reward"]
+
+#: A reward computed from the whole episode (its messages, tool statistics, patch) and its task,
+#: replacing the env's patch reward: ``(episode, task) -> float``.
+EpisodeReward = Callable[[Episode, Any], float]
+
+
+def select_tasks(config: TrainConfig) -> list[Any]:
+    """The tasks of ``config.tasks``, narrowed to ``config.task_ids`` (in that order) when given."""
+    from swerepair.envs.tasks import load_tasks
+
+    tasks = load_tasks(config.tasks, repos=config.repos)
+    if not config.task_ids:
+        return tasks
+    by_id = {t.instance_id: t for t in tasks}
+    missing = [t for t in config.task_ids if t not in by_id]
+    if missing:
+        raise ConfigError(f"task_ids: unknown task(s) {', '.join(missing)} in {config.tasks}")
+    return [by_id[t] for t in config.task_ids]
+
+
+def env_factory(config: TrainConfig, tasks: Sequence[Any], renderer: Any, scaffold: Any) -> functools.partial[Any]:
+    """A zero-argument factory of SweRepair-v0 envs over `tasks` with `config`'s budgets, sandbox
+    and reward; the context budget is counted with `renderer` (the policy's tokenizer), one call at
+    a time, as env steps run on threads."""
+    from swerepair.envs.env import SweRepairEnv
+
+    lock = threading.Lock()
+
+    def count_tokens(messages: Sequence[dict[str, Any]]) -> int:
+        with lock:
+            return len(renderer.encode(renderer.render(messages, add_generation_prompt=False)))
+
+    return functools.partial(
+        SweRepairEnv,
+        tasks=list(tasks),
+        sandbox=config.sandbox,
+        scaffold=scaffold,
+        reward=config.reward,
+        tool_timeout_s=config.tool_timeout_s,
+        verifier_timeout_s=config.verifier_timeout_s,
+        token_counter=count_tokens,
+        max_steps=config.max_turns,
+        max_context_tokens=config.max_context_tokens,
+    )
+
+
+def shaped_reward(
+    episode: Episode, task: Any, config: TrainConfig, episode_reward: EpisodeReward | None
+) -> tuple[float, dict[str, float]]:
+    """The reward a trainer uses for `episode` and the components it adds: `episode_reward`'s
+    value (``episode_reward``) replacing the env's reward, plus ``shaping_weight`` times the
+    configured shaping reward (``shaping/<name>``). Raises ValueError on a non-finite result."""
+    from swerepair.trainers.shaping import SHAPING
+
+    value, components = episode.reward, {}
+    if episode_reward is not None:
+        value = float(episode_reward(episode, task))
+        components["episode_reward"] = value
+    if config.shaping != "none":
+        shaped = float(SHAPING[config.shaping](episode, task))
+        components[f"shaping/{config.shaping}"] = shaped
+        value += config.shaping_weight * shaped
+    if not math.isfinite(value):
+        raise ValueError(f"the episode reward of {episode.instance_id} is {value!r}")
+    return value, components
