@@ -6,6 +6,12 @@ token-exact episodes exactly as over the in-process `hf` backend: the server con
 sequence the episode has accumulated and returns the ids and sampling logprobs it generated, and
 the policy version of the weights it used. Requests are spread over the servers round-robin and
 sent concurrently (the server batches them).
+
+A vLLM server (``api="completions"``) is asked through ``POST /v1/completions`` with the token
+ids as the prompt and ``return_token_ids``, which is vLLM's token-exact path. vLLM does not tag
+its answers with a policy version; `version_source` (the trainer's pusher) supplies the version
+the server served when the request was sent, so a turn generated across a weight update is
+tagged with the older version, the one that counts for its staleness.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,6 +36,9 @@ class ServerBackend:
         temperature, top_p, max_new_tokens: sampling settings sent with every request.
         concurrency: requests in flight at once.
         timeout_s: time limit of one request.
+        api: ``"chat"`` (``swerepair serve``: chat completions with ``prompt_token_ids``) or
+            ``"completions"`` (vLLM: completions with a token-id prompt).
+        version_source: ``url -> version``, used where an answer carries no ``policy_version``.
     """
 
     def __init__(
@@ -41,46 +50,59 @@ class ServerBackend:
         max_new_tokens: int = 512,
         concurrency: int = 16,
         timeout_s: float = 600.0,
+        api: str = "chat",
+        version_source: Callable[[str], int] | None = None,
     ) -> None:
+        if api not in ("chat", "completions"):
+            raise ValueError(f"api must be chat or completions, got {api!r}")
         if not urls:
             raise ValueError("ServerBackend needs at least one server url")
         self.urls = [u.rstrip("/").removesuffix("/v1") for u in urls]
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
-        self.timeout_s = timeout_s
+        self.timeout_s, self.api, self.version_source = timeout_s, api, version_source
         self._next = itertools.cycle(range(len(self.urls)))
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="server-backend")
         #: tokens generated and seconds spent, as `HFBackend.stats`
         self.stats = {"generated_tokens": 0, "seconds": 0.0}
         self.policy_version = 0  # the newest version a server reported
 
-    def _one(self, url: str, prompt: Sequence[int]) -> Generation:
-        body = {
-            "messages": [{"role": "user", "content": ""}],
-            "prompt_token_ids": list(prompt),
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_new_tokens,
-            "logprobs": True,
-            "top_logprobs": 0,
-            "return_token_ids": True,
-            "tool_choice": "none",
-        }
+    def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(
-            f"{url}/v1/chat/completions",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
         )
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-            data: dict[str, Any] = json.loads(response.read())
-        choice = data["choices"][0]
+            return json.loads(response.read())
+
+    def _one(self, url: str, prompt: Sequence[int]) -> Generation:
+        version_at_start = self.version_source(url) if self.version_source is not None else 0
+        sampling = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_new_tokens}
+        if self.api == "completions":
+            body = {"prompt": list(prompt), "logprobs": 0, "return_token_ids": True, "skip_special_tokens": False}
+            data = self._post(f"{url}/v1/completions", {**body, **sampling})
+            choice = data["choices"][0]
+            logprobs = tuple(float(x) for x in (choice.get("logprobs") or {}).get("token_logprobs") or [])
+            text = choice.get("text") or ""
+        else:
+            body = {
+                "messages": [{"role": "user", "content": ""}],
+                "prompt_token_ids": list(prompt),
+                "logprobs": True,
+                "top_logprobs": 0,
+                "return_token_ids": True,
+                "tool_choice": "none",
+            }
+            data = self._post(f"{url}/v1/chat/completions", {**body, **sampling})
+            choice = data["choices"][0]
+            logprobs = tuple(float(e["logprob"]) for e in (choice.get("logprobs") or {}).get("content") or [])
+            text = choice["message"].get("content") or ""
+        if choice.get("token_ids") is None:
+            raise RuntimeError(f"{url}: the answer has no token_ids (does the server support return_token_ids?)")
         ids = tuple(int(i) for i in choice["token_ids"])
-        logprobs = tuple(float(e["logprob"]) for e in (choice.get("logprobs") or {}).get("content") or [])
         if len(logprobs) != len(ids):
             raise RuntimeError(f"{url}: {len(ids)} token ids but {len(logprobs)} logprobs")
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
-        text = choice["message"].get("content") or ""
-        return Generation(ids, logprobs, text, finish, int(data.get("policy_version", 0)))
+        version = data.get("policy_version")
+        return Generation(ids, logprobs, text, finish, int(version_at_start if version is None else version))
 
     def generate(self, prompts: Sequence[Sequence[int]]) -> list[Generation]:
         """Continue each prompt on a server; one `Generation` per prompt, in order."""

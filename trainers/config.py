@@ -101,6 +101,9 @@ class TrainConfig:
     servers: list[str] = field(default_factory=list)
     """Inference servers (swerepair serve URLs) that generate the rollouts; the trainer pushes its
     weights to them after each update. Empty: generate in-process."""
+    server_engine: Literal["swerepair", "vllm"] = "swerepair"
+    """What the servers run: swerepair (swerepair serve) or vllm (vllm serve with the worker
+    extension swerepair.agents.vllm_extension.WeightSyncExtension and VLLM_SERVER_DEV_MODE=1)."""
     weight_sync_backend: Literal["auto", "gloo", "nccl"] = "auto"
     """Process-group backend of weight pushes to the servers; auto is nccl on CUDA, else gloo."""
     async_rollouts: bool = False

@@ -161,7 +161,12 @@ class GRPOTrainer:
             from swerepair.agents.server_backend import ServerBackend
 
             self.backend: Any = ServerBackend(
-                cfg.servers, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens
+                cfg.servers,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_new_tokens=cfg.max_new_tokens,
+                api="completions" if cfg.server_engine == "vllm" else "chat",
+                version_source=lambda url: self.pusher.version_of(url) if self.pusher is not None else 0,
             )
         else:
             self.backend = HFBackend(
@@ -194,7 +199,7 @@ class GRPOTrainer:
 
     def _connect_servers(self) -> None:
         """Join the servers' weight-sync group and push the current weights (version = step)."""
-        from swerepair.trainers.weight_sync import ServerWeightPusher
+        from swerepair.trainers.weight_sync import make_pusher
 
         cfg, pm = self.config, self.policy_model
         if cfg.zero_stage == 3:
@@ -202,8 +207,12 @@ class GRPOTrainer:
         backend = cfg.weight_sync_backend
         if backend == "auto":
             backend = "nccl" if pm.device.type == "cuda" else "gloo"
-        self.pusher = ServerWeightPusher(
-            cfg.servers, backend=backend, device=str(pm.device), bucket_bytes=cfg.weight_bucket_mb * 2**20
+        self.pusher = make_pusher(
+            cfg.server_engine,
+            cfg.servers,
+            backend=backend,
+            device=str(pm.device),
+            bucket_bytes=cfg.weight_bucket_mb * 2**20,
         )
         self.pusher.connect()
         self._push_weights()

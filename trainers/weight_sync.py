@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -36,10 +36,12 @@ __all__ = [
     "ServerWeightPusher",
     "SyncStats",
     "TensorSpec",
+    "VLLMWeightPusher",
     "WeightReceiver",
     "WeightSender",
     "WeightSyncGroup",
     "free_port",
+    "make_pusher",
     "plan_buckets",
     "policy_weights",
 ]
@@ -227,32 +229,62 @@ class WeightSender:
 
 
 class WeightReceiver:
-    """A rank > 0 of a `WeightSyncGroup`: receives updates and hands each bucket to `apply`.
+    """A rank > 0 of a `WeightSyncGroup`: receives updates, bucket by bucket.
 
-    `apply` gets ``[(name, tensor), ...]`` for one bucket; the tensors are views of the received
-    buffer, valid during the call (copy them, as ``load_weights`` does).
+    `receive_update` hands each bucket to `apply` as ``[(name, tensor), ...]``; `stream` yields the
+    same tensors one by one, for a consumer such as vLLM's ``load_weights`` that takes an iterator.
+    Either way the tensors are views of a buffer received for their bucket alone, so they stay
+    valid as long as they are referenced (a consumer may hold a tensor past its bucket).
     """
 
-    def __init__(self, group: WeightSyncGroup, apply: Callable[[list[tuple[str, Tensor]]], None]) -> None:
+    def __init__(self, group: WeightSyncGroup, apply: Callable[[list[tuple[str, Tensor]]], None] | None = None) -> None:
         if group.rank == 0:
             raise ValueError("rank 0 sends; receivers are ranks 1..N")
         self.group = group
         self.apply = apply
+        #: the version carried by the end marker of the last update received in full
+        self.version: int | None = None
+        self.tensors = 0
+        self.nbytes = 0
 
-    def receive_update(self) -> int:
-        """Receive buckets until the end marker; return the version it carries."""
+    def buckets(self) -> Iterator[list[tuple[str, Tensor]]]:
+        """Receive one update; yield its buckets as they arrive. `version` is set at the end marker.
+
+        The sender does not wait for the receiver, so a consumer that stops early must `drain`
+        the rest, or the group falls out of step with the trainer."""
+        self.version, self.tensors, self.nbytes = None, 0, 0
         while True:
             header = self.group.recv_header()
             if header.get("end"):
-                return int(header["version"])
+                self.version = int(header["version"])
+                return
             bucket = Bucket.from_header(header)
             buffer = torch.empty(bucket.nbytes, dtype=torch.uint8, device=self.group.device)
             self.group.broadcast(buffer)
             dtype = _dtype(bucket.dtype)
-            tensors = [
-                (s.name, buffer[s.offset : s.offset + s.nbytes].view(dtype).reshape(s.shape)) for s in bucket.tensors
-            ]
-            self.apply(tensors)
+            self.tensors += len(bucket.tensors)
+            self.nbytes += bucket.nbytes
+            views = [buffer[t.offset : t.offset + t.nbytes].view(dtype).reshape(t.shape) for t in bucket.tensors]
+            yield [(t.name, v) for t, v in zip(bucket.tensors, views, strict=True)]
+
+    def stream(self) -> Iterator[tuple[str, Tensor]]:
+        """Receive one update as a stream of ``(name, tensor)``; see `buckets`."""
+        for bucket in self.buckets():
+            yield from bucket
+
+    @staticmethod
+    def drain(iterator: Iterator[Any]) -> int:
+        """Consume what is left of a `buckets` or `stream` iterator; how many items were left."""
+        return sum(1 for _ in iterator)
+
+    def receive_update(self) -> int:
+        """Receive buckets until the end marker, applying each; return the version it carries."""
+        if self.apply is None:
+            raise ValueError("receive_update needs an apply function; or iterate stream()")
+        for bucket in self.buckets():
+            self.apply(bucket)
+        assert self.version is not None
+        return self.version
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -264,30 +296,29 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> dict[str, Any]:
+def _http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
+    """GET (no body) or POST `body` as JSON; the decoded answer. An HTTP error names the url and
+    carries the server's own message."""
+    import urllib.error
     import urllib.request
 
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
         url, data=data, headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST"
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:2000]
+        raise RuntimeError(f"{url}: HTTP {exc.code}: {detail}") from None
+    return json.loads(raw) if raw else None
 
 
-class ServerWeightPusher:
-    """The trainer's side of live weight updates to embedded servers (``/weights/*`` endpoints).
-
-    `connect` asks each server (rank i + 1) to join a new `WeightSyncGroup` and joins it as rank 0;
-    `push` tells every server to start receiving, broadcasts the buckets, and waits until each
-    server reports the new version.
-
-    Args:
-        server_urls: the servers' roots, e.g. ``"http://127.0.0.1:8000"`` (no ``/v1``).
-        host, port: the group's store address (this process hosts it; port 0 picks a free one).
-        backend: gloo (CPU) or nccl (CUDA).
-        bucket_bytes: bucket size (see `plan_buckets`).
-    """
+class _WeightPusher:
+    """What pushing to any kind of server shares: forming the group (the trainer is rank 0, each
+    server's workers the ranks after it), pushing through a `WeightSender`, and remembering the
+    version each server serves. Subclasses say how a server is asked to join and to receive."""
 
     def __init__(
         self,
@@ -300,34 +331,102 @@ class ServerWeightPusher:
         bucket_bytes: int = DEFAULT_BUCKET_BYTES,
         timeout_s: float = 300.0,
     ) -> None:
+        if not server_urls:
+            raise ValueError("no servers to push weights to")
         self.urls = [u.rstrip("/").removesuffix("/v1") for u in server_urls]
         self.host, self.port, self.backend, self.device = host, port, backend, device
         self.bucket_bytes, self.timeout_s = bucket_bytes, timeout_s
         self.sender: WeightSender | None = None
+        #: the policy version each server (by url) serves: that of the last push it completed
+        self.versions: dict[str, int] = {}
 
+    # -- what a kind of server does differently --
+    def _ranks(self, url: str) -> int:
+        """How many ranks the server at `url` takes in the group (its workers that hold weights)."""
+        return 1
+
+    def _ask_join(self, url: str, first_rank: int, world_size: int) -> None:
+        raise NotImplementedError
+
+    def _joined(self) -> None:
+        """Block until every server has joined (after this process has)."""
+        raise NotImplementedError
+
+    def _ask_receive(self, url: str, version: int) -> None:
+        raise NotImplementedError
+
+    def _received(self, version: int) -> None:
+        """Block until every server has applied `version` (after the buckets were sent)."""
+        raise NotImplementedError
+
+    # -- the shared protocol --
     def connect(self) -> None:
-        """Form the group: every server joins as rank i + 1, this process as rank 0."""
+        """Form the group: the servers' ranks follow this process's rank 0, in url order."""
         if self.port == 0:
             self.port = free_port(self.host)
-        world = len(self.urls) + 1
-        for rank, url in enumerate(self.urls, start=1):
-            body = {"host": self.host, "port": self.port, "rank": rank, "world_size": world, "backend": self.backend}
-            _http_json(f"{url}/weights/init", body)
+        ranks = [self._ranks(url) for url in self.urls]
+        world = 1 + sum(ranks)
+        first = 1
+        for url, n in zip(self.urls, ranks, strict=True):
+            self._ask_join(url, first, world)
+            first += n
         group = WeightSyncGroup(
             self.host, self.port, 0, world, backend=self.backend, device=self.device, timeout_s=self.timeout_s
         )
         self.sender = WeightSender(group, self.bucket_bytes)
-        self._wait(lambda s: s["joined"], "join")
+        self._joined()
 
     def push(self, named: Sequence[tuple[str, Tensor]], version: int) -> SyncStats:
         """Send `named` tensors to every server; return when all of them serve `version`."""
         if self.sender is None:
             raise RuntimeError("connect() first")
         for url in self.urls:
-            _http_json(f"{url}/weights/update", {})
+            self._ask_receive(url, version)
         stats = self.sender.push(named, version)
-        self._wait(lambda s: not s["updating"] and s["version"] == version, f"update to version {version}")
+        self._received(version)
+        for url in self.urls:
+            self.versions[url] = int(version)
         return stats
+
+    def version_of(self, url: str) -> int:
+        """The version the server at `url` serves now (0 before the first push)."""
+        return self.versions.get(url.rstrip("/").removesuffix("/v1"), 0)
+
+    def close(self) -> None:
+        """Leave the group."""
+        if self.sender is not None:
+            self.sender.group.close()
+            self.sender = None
+
+
+class ServerWeightPusher(_WeightPusher):
+    """The trainer's side of live weight updates to embedded servers (``/weights/*`` endpoints).
+
+    `connect` asks each server (rank i + 1) to join a new `WeightSyncGroup` and joins it as rank 0;
+    `push` tells every server to start receiving, broadcasts the buckets, and waits until each
+    server reports the new version.
+
+    Args:
+        server_urls: the servers' roots, e.g. ``"http://127.0.0.1:8000"`` (no ``/v1``).
+        host, port: the group's store address (this process hosts it; port 0 picks a free one).
+        backend: gloo (CPU) or nccl (CUDA).
+        device: where this process's send buffers live (``cuda:N`` for NCCL).
+        bucket_bytes: bucket size (see `plan_buckets`).
+        timeout_s: how long joining and one push may take.
+    """
+
+    def _ask_join(self, url: str, first_rank: int, world_size: int) -> None:
+        body = {"host": self.host, "port": self.port, "rank": first_rank, "world_size": world_size}
+        _http_json(f"{url}/weights/init", {**body, "backend": self.backend})
+
+    def _joined(self) -> None:
+        self._wait(lambda s: s["joined"], "join")
+
+    def _ask_receive(self, url: str, version: int) -> None:
+        _http_json(f"{url}/weights/update", {})
+
+    def _received(self, version: int) -> None:
+        self._wait(lambda s: not s["updating"] and s["version"] == version, f"update to version {version}")
 
     def _wait(self, done: Callable[[dict[str, Any]], bool], what: str) -> None:
         deadline = time.monotonic() + self.timeout_s
@@ -342,11 +441,105 @@ class ServerWeightPusher:
                     raise TimeoutError(f"{url}: {what} did not finish in {self.timeout_s}s")
                 time.sleep(0.002)
 
+
+class VLLMWeightPusher(_WeightPusher):
+    """The trainer's side of live weight updates to vLLM servers running the worker extension
+    `swerepair.agents.vllm_extension.WeightSyncExtension` (started with ``--worker-extension-cls``
+    and ``VLLM_SERVER_DEV_MODE=1``, which enables ``/collective_rpc`` and ``/reset_prefix_cache``).
+
+    Every worker of a server (tensor-parallel ranks) joins the group; the extension's methods are
+    called through ``POST /collective_rpc``, which blocks until the workers are done, so joining
+    and receiving are asked from background threads while this process broadcasts. After each
+    update the server's prefix cache is reset, so no cached KV computed by old weights is reused.
+    Arguments as `ServerWeightPusher`.
+    """
+
+    def __init__(self, server_urls: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(server_urls, **kwargs)
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.urls)), thread_name_prefix="vllm-weights")
+        self._pending: list[tuple[str, Any]] = []
+
+    def rpc(self, url: str, method: str, spec: dict[str, Any] | None = None, timeout: float | None = None) -> list[Any]:
+        """Call the extension's `method` on every worker of the server at `url` (one JSON string
+        argument, as vLLM's endpoint passes only strings); the workers' answers."""
+        body: dict[str, Any] = {"method": method, "args": [json.dumps(spec or {})]}
+        wait = self.timeout_s if timeout is None else timeout
+        body["timeout"] = wait
+        answer = _http_json(f"{url}/collective_rpc", body, timeout=wait + 30)
+        results = (answer or {}).get("results")
+        if not isinstance(results, list) or not results:
+            raise RuntimeError(f"{url}: {method} returned {answer!r}; is the server running the extension?")
+        return results
+
+    def _ranks(self, url: str) -> int:
+        return len(self.rpc(url, "swerepair_status", timeout=60))
+
+    def _ask_join(self, url: str, first_rank: int, world_size: int) -> None:
+        spec = {"host": self.host, "port": self.port, "first_rank": first_rank, "world_size": world_size}
+        spec.update(backend=self.backend, timeout_s=self.timeout_s)
+        self._pending.append((url, self._pool.submit(self.rpc, url, "swerepair_join", spec)))
+
+    def _ask_receive(self, url: str, version: int) -> None:
+        self._pending.append((url, self._pool.submit(self.rpc, url, "swerepair_receive", {"version": version})))
+
+    def _collect(self, what: str) -> list[tuple[str, list[Any]]]:
+        pending, self._pending = self._pending, []
+        out = []
+        for url, future in pending:
+            try:
+                results = future.result(timeout=self.timeout_s + 60)
+            except Exception as exc:
+                raise RuntimeError(f"{url}: {what} failed: {exc}") from exc
+            for r in results:
+                if isinstance(r, dict) and r.get("error"):
+                    raise RuntimeError(f"{url}: {what} failed in a worker: {r['error']}")
+            out.append((url, results))
+        return out
+
+    def _joined(self) -> None:
+        self._collect("joining the weight-sync group")
+
+    def _received(self, version: int) -> None:
+        for url, results in self._collect(f"update to version {version}"):
+            got = {r.get("version") if isinstance(r, dict) else r for r in results}
+            if got != {version}:
+                raise RuntimeError(f"{url}: workers report versions {sorted(map(str, got))}, expected {version}")
+            self.reset_prefix_cache(url)
+
+    def reset_prefix_cache(self, url: str, attempts: int = 50) -> bool:
+        """Drop the server's cached prefixes (KV computed by old weights). vLLM refuses while
+        running requests hold cache blocks; this retries for a while, then logs and goes on (the
+        blocks still held are freed when their requests finish)."""
+        for _ in range(attempts):
+            answer = _http_json(f"{url}/reset_prefix_cache", {}) or {}
+            if answer.get("success", True):
+                return True
+            time.sleep(0.1)
+        import logging
+
+        logging.getLogger(__name__).warning("%s: prefix cache not reset (blocks held by running requests)", url)
+        return False
+
     def close(self) -> None:
-        """Leave the group."""
-        if self.sender is not None:
-            self.sender.group.close()
-            self.sender = None
+        """Leave the group (the servers' workers keep theirs until `swerepair_leave` or exit)."""
+        import contextlib
+
+        for url in self.urls:
+            with contextlib.suppress(Exception):  # the server may already be gone
+                self.rpc(url, "swerepair_leave", timeout=30)
+        super().close()
+        self._pool.shutdown(wait=False)
+
+
+def make_pusher(engine: str, server_urls: Sequence[str], **kwargs: Any) -> _WeightPusher:
+    """The pusher for servers of kind `engine`: ``"swerepair"`` (``swerepair serve``) or ``"vllm"``."""
+    if engine == "swerepair":
+        return ServerWeightPusher(server_urls, **kwargs)
+    if engine == "vllm":
+        return VLLMWeightPusher(server_urls, **kwargs)
+    raise ValueError(f"server engine must be swerepair or vllm, got {engine!r}")
 
 
 def policy_weights(model: Any) -> list[tuple[str, Tensor]]:

@@ -54,6 +54,17 @@ def test_asynchronous_rollouts_overlap_training_within_the_staleness_bound(tmp_p
 
     with tiny_model_server() as url:
         with GRPOTrainer(settings(tmp_path, url, async_rollouts=True, max_steps=3), episode_reward=reward) as trainer:
+            push = trainer._push_weights
+
+            def push_after_the_prefetch() -> float:
+                # On the tiny model a step trains faster than the next step's sandboxes start, so
+                # whether a prefetched turn precedes the push is a race; waiting for the prefetch
+                # makes every prefetched episode exactly one version behind.
+                for future in list(trainer._pending.values()):
+                    future.result(timeout=120)
+                return push()
+
+            trainer._push_weights = push_after_the_prefetch  # type: ignore[method-assign]
             records = trainer.train()
         assert [r["train/updated"] for r in records] == [1.0, 1.0, 1.0]
         assert records[0]["policy/version_lag_max"] == 0.0  # the first step's episodes were not prefetched

@@ -1,0 +1,167 @@
+"""A vLLM worker extension that receives live weights over a swerepair `WeightSyncGroup`.
+
+Start vLLM with it, and with its development endpoints (``/collective_rpc``,
+``/reset_prefix_cache``)::
+
+    VLLM_SERVER_DEV_MODE=1 vllm serve MODEL \\
+        --worker-extension-cls swerepair.agents.vllm_extension.WeightSyncExtension
+
+vLLM mixes the class into every worker, so each worker (each tensor-parallel rank) gains the
+methods below; the trainer's `swerepair.trainers.weight_sync.VLLMWeightPusher` calls them through
+``POST /collective_rpc``. vLLM's endpoint passes string arguments only, so each method takes one
+JSON object as a string and answers a JSON-able dict.
+
+- ``swerepair_status()``: ``{"joined", "rank", "version", "updates", "loader"}``.
+- ``swerepair_join(spec)``: join the trainer's group. ``spec``: ``host``, ``port``,
+  ``world_size``, ``first_rank`` (this server's first rank; worker *r* of the server takes
+  ``first_rank + r``), ``backend`` (``gloo``/``nccl``), ``timeout_s``, and optionally ``loader``.
+- ``swerepair_receive(spec)``: receive one update (it blocks until the trainer has broadcast
+  every bucket) and load it; the answer carries the version from the end marker, the tensors,
+  bytes and seconds.
+- ``swerepair_leave()``: leave the group.
+
+Loading. The received tensors are streamed, bucket by bucket as they arrive, into the model's
+``load_weights`` (checkpoint names, so the model's own loaders fuse q/k/v, shard tensor-parallel
+weights and so on). By default (``loader: "auto"``) this goes through the worker's
+``reload_weights(weights_iterator=...)`` where the worker has it: that wraps ``load_weights`` so
+that layers whose weights vLLM repacked or quantized after loading (every linear layer on the CPU
+build) are rebuilt from the new checkpoint tensors. ``loader: "load_weights"`` calls the model's
+``load_weights`` directly, which is enough on GPUs for unquantized models. If loading fails
+part-way, the rest of the update is still received (so the group stays in step with the trainer)
+and the error is returned; the version is not advanced.
+
+The extension touches only ``self.device``, ``self.rank``, ``self.model_runner`` and
+``self.reload_weights`` of the worker, which is what its tests fake.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+__all__ = ["WeightSyncExtension"]
+
+log = logging.getLogger(__name__)
+
+_LOADERS = ("auto", "reload_weights", "load_weights")
+
+
+def _spec(raw: str | dict[str, Any] | None) -> dict[str, Any]:
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+class WeightSyncExtension:
+    """Methods mixed into a vLLM worker (see the module docstring). State lives in attributes
+    named ``_swerepair_*``, set on first use: vLLM refuses an extension whose class attributes
+    clash with the worker's."""
+
+    def _swerepair_state(self) -> dict[str, Any]:
+        state = self.__dict__.get("_swerepair")
+        if state is None:
+            state = {"group": None, "version": 0, "updates": 0, "loader": "auto"}
+            self.__dict__["_swerepair"] = state
+        return state
+
+    def swerepair_status(self, raw: str | None = None) -> dict[str, Any]:
+        """Where this worker stands: joined or not, its group rank, and the version it serves."""
+        st = self._swerepair_state()
+        group = st["group"]
+        return {
+            "joined": group is not None,
+            "rank": None if group is None else group.rank,
+            "version": st["version"],
+            "updates": st["updates"],
+            "loader": st["loader"],
+        }
+
+    def swerepair_join(self, raw: str | None = None) -> dict[str, Any]:
+        """Join the trainer's weight-sync group as rank ``first_rank + self.rank``."""
+        from swerepair.trainers.weight_sync import WeightSyncGroup
+
+        st = self._swerepair_state()
+        try:
+            spec = _spec(raw)
+            loader = str(spec.get("loader", "auto"))
+            if loader not in _LOADERS:
+                raise ValueError(f"loader must be one of {', '.join(_LOADERS)}, got {loader!r}")
+            rank = int(spec["first_rank"]) + int(getattr(self, "rank", 0))
+            if st["group"] is not None:
+                st["group"].close()
+                st["group"] = None
+            st["group"] = WeightSyncGroup(
+                str(spec["host"]),
+                int(spec["port"]),
+                rank,
+                int(spec["world_size"]),
+                backend=str(spec.get("backend", "gloo")),
+                device=getattr(self, "device", "cpu"),
+                timeout_s=float(spec.get("timeout_s", 300.0)),
+            )
+            st["loader"] = loader
+        except Exception as exc:
+            log.exception("joining the weight-sync group failed")
+            return {"error": f"join: {type(exc).__name__}: {exc}"}
+        return self.swerepair_status()
+
+    def _swerepair_load(self, weights: Any, loader: str) -> None:
+        reload = getattr(self, "reload_weights", None)
+        if loader in ("auto", "reload_weights") and callable(reload):
+            reload(weights_iterator=weights)
+        elif loader == "reload_weights":
+            raise RuntimeError("this vLLM worker has no reload_weights; use loader load_weights")
+        else:
+            self.model_runner.model.load_weights(weights=weights)
+
+    def swerepair_receive(self, raw: str | None = None) -> dict[str, Any]:
+        """Receive one update from the group and load it (blocks until the end marker)."""
+        from swerepair.trainers.weight_sync import WeightReceiver
+
+        st = self._swerepair_state()
+        if st["group"] is None:
+            return {"error": "not in a weight-sync group: call swerepair_join first"}
+        started = time.perf_counter()
+        receiver = WeightReceiver(st["group"])
+        stream = receiver.stream()
+        error = None
+        try:
+            import torch
+
+            with torch.no_grad():
+                self._swerepair_load(stream, st["loader"])
+        except Exception as exc:
+            log.exception("loading a weight update failed")
+            error = f"load: {type(exc).__name__}: {exc}"
+        try:
+            left = WeightReceiver.drain(stream)
+        except Exception as exc:  # the group itself failed: nothing more can be received
+            log.exception("receiving a weight update failed")
+            return {"error": f"receive: {type(exc).__name__}: {exc}"}
+        if error is None and left:
+            error = f"load: the loader left {left} received tensor(s) unread"
+        if error is not None:
+            return {"error": error, "version": st["version"]}
+        st["version"] = int(receiver.version if receiver.version is not None else st["version"])
+        st["updates"] += 1
+        return {
+            "version": st["version"],
+            "tensors": receiver.tensors,
+            "bytes": receiver.nbytes,
+            "seconds": time.perf_counter() - started,
+        }
+
+    def swerepair_leave(self, raw: str | None = None) -> dict[str, Any]:
+        """Leave the weight-sync group (a later `swerepair_join` may form a new one)."""
+        st = self._swerepair_state()
+        if st["group"] is not None:
+            st["group"].close()
+            st["group"] = None
+        return self.swerepair_status()
