@@ -44,6 +44,9 @@ class FakeModel:
         self.params = dict(hf_model.named_parameters())
         self.loaded_batches = 0
 
+    def modules(self) -> Iterator[torch.nn.Module]:
+        return self.hf.modules()
+
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
         loaded: set[str] = set()
         with torch.no_grad():

@@ -167,6 +167,43 @@ def test_extension_attributes_do_not_clash_with_a_vllm_worker() -> None:
     assert public and all(a.startswith(("swerepair_", "_swerepair_")) for a in public)
 
 
+def test_layers_sharing_a_weight_are_re_derived_after_an_update() -> None:
+    # vLLM's CPU build prepacks each linear layer's weight; a tied LM head keeps a stale pack
+    # unless it is processed again after the embedding is reloaded
+    class Method:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def process_weights_after_loading(self, layer: Any) -> None:
+            self.calls += 1
+            layer.packed = layer.weight.detach().clone()
+
+    class UnquantizedEmbeddingMethod(Method):
+        pass
+
+    class Fp8LinearMethod(Method):  # quantized: processing twice would quantize twice
+        pass
+
+    def layer(weight: torch.nn.Parameter, method: Method) -> torch.nn.Module:
+        module = torch.nn.Module()
+        module.weight, module.quant_method = weight, method
+        return module
+
+    shared, quantized = torch.nn.Parameter(torch.zeros(3, 2)), torch.nn.Parameter(torch.zeros(2))
+    model = torch.nn.Module()
+    model.embed = layer(shared, UnquantizedEmbeddingMethod())
+    model.head = layer(shared, UnquantizedEmbeddingMethod())
+    model.alone = layer(torch.nn.Parameter(torch.zeros(2, 2)), UnquantizedEmbeddingMethod())
+    model.q1, model.q2 = layer(quantized, Fp8LinearMethod()), layer(quantized, Fp8LinearMethod())
+    worker = _Worker(0, _Loader())
+    worker.model_runner.model = model
+    with torch.no_grad():
+        shared.add_(1.0)
+    assert worker._swerepair_refresh_tied() == 2
+    assert torch.equal(model.head.packed, torch.ones(3, 2))  # the head now computes with the new weight
+    assert model.alone.quant_method.calls == 0 and model.q1.quant_method.calls == 0
+
+
 def _post(url: str, body: dict[str, Any]) -> Any:
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
