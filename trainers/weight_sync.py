@@ -510,18 +510,19 @@ class VLLMWeightPusher(_WeightPusher):
                 raise RuntimeError(f"{url}: workers report versions {sorted(map(str, got))}, expected {version}")
             self.reset_prefix_cache(url)
 
-    def reset_prefix_cache(self, url: str, attempts: int = 50) -> bool:
-        """Drop the server's cached prefixes (KV computed by old weights). vLLM refuses while
-        running requests hold cache blocks; this retries for a while, then logs and goes on (the
-        blocks still held are freed when their requests finish)."""
+    def reset_prefix_cache(self, url: str, attempts: int = 20) -> bool:
+        """Drop the server's cached KV, all of it computed by the old weights. Requests still
+        running (asynchronous rollouts) are preempted and resumed: the tokens they generated are
+        kept, their KV is recomputed with the new weights. vLLM can still refuse (blocks held by
+        a KV transfer); this retries for a while, then logs and goes on."""
         for _ in range(attempts):
-            answer = _http_json(f"{url}/reset_prefix_cache", {}) or {}
+            answer = _http_json(f"{url}/reset_prefix_cache?reset_running_requests=true", {}) or {}
             if answer.get("success", True):
                 return True
             time.sleep(0.1)
         import logging
 
-        logging.getLogger(__name__).warning("%s: prefix cache not reset (blocks held by running requests)", url)
+        logging.getLogger(__name__).warning("%s: prefix cache not reset (blocks still held)", url)
         return False
 
     def close(self) -> None:
