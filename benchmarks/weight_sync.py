@@ -11,6 +11,11 @@ Side by side in one run, on the same tensors (the 135M model's fp32 weights by d
   second process, loading them into its model) with `ServerWeightPusher`: as one update in
   256 MiB buckets, or the naive way, one update (HTTP requests, control message, broadcast,
   status) per tensor;
+- **vLLM, bucketed** / **vLLM, one control message per tensor** (with ``--vllm``): the same
+  weights pushed to a vLLM server (the CPU build, ``.venv-vllm`` from ``make vllm-env``, or
+  ``--vllm-python``) through the worker extension with `VLLMWeightPusher`, in 256 MiB buckets or
+  one bucket per tensor; each update ends with vLLM rebuilding its packed layers and a prefix
+  cache reset;
 - **memory copy**: the same bytes copied into a preallocated buffer in one process
   (``buffer[offset:].copy_(tensor)``), the physical limit of moving them on this machine.
 
@@ -20,7 +25,7 @@ times after one warm-up; the table shows the median. Both processes share this m
 
 Goal: bucketed at least 10x faster than per tensor and at least 25% of the copy bandwidth.
 
-Run:  .venv/bin/python benchmarks/weight_sync.py [--json] [--model smollm2-135m] [--repeat 3]
+Run:  .venv/bin/python benchmarks/weight_sync.py [--json] [--model smollm2-135m] [--repeat 3] [--vllm]
 With --json the figures are also printed as one JSON object on the last line of stdout.
 """
 
@@ -87,6 +92,40 @@ def _server(model_name: str, port_queue: Any, stop: Any) -> None:
         stop.wait(3600)
 
 
+def _vllm_rows(
+    args: Any, named: list[tuple[str, Any]], bucket_bytes: int, runs: int, results: dict, counts: dict
+) -> None:
+    """Push to a vLLM server: bucketed, then one control message per tensor (whole updates both)."""
+    import tempfile
+    from pathlib import Path
+
+    from swerepair.agents.models import model_path
+    from swerepair.agents.vllm_server import vllm_server
+    from swerepair.trainers.weight_sync import VLLMWeightPusher, plan_buckets
+
+    log = Path(tempfile.mkdtemp()) / "vllm.log"
+    server_args = ["--dtype", "float32", "--max-model-len", "1024", "--enforce-eager"]
+    with vllm_server(
+        args.vllm_python, model_path(args.model), log, args=server_args, env={"VLLM_CPU_KVCACHE_SPACE": "1"}
+    ) as url:
+        labels = {"vLLM, bucketed": bucket_bytes, "vLLM, one control message per tensor": 0}
+        for label, size in labels.items():
+            results[label], counts[label] = [], len(plan_buckets(named, size))
+        pusher = VLLMWeightPusher([url], bucket_bytes=bucket_bytes)
+        pusher.connect()
+        assert pusher.sender is not None
+        version = 0
+        for i in range(runs):
+            for label, size in labels.items():
+                pusher.sender.bucket_bytes = size
+                version += 1
+                t0 = time.perf_counter()
+                pusher.push(named, version)
+                if i:
+                    results[label].append(time.perf_counter() - t0)
+        pusher.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")
@@ -94,6 +133,8 @@ def main() -> int:
     parser.add_argument("--bucket-mib", type=int, default=256)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-server", action="store_true", help="skip the embedded-server rows")
+    parser.add_argument("--vllm", action="store_true", help="add the vLLM rows (needs a vLLM environment)")
+    parser.add_argument("--vllm-python", default=".venv-vllm/bin/python", help="the vLLM environment's python")
     args = parser.parse_args()
 
     import torch
@@ -157,6 +198,9 @@ def main() -> int:
         pusher.close()
         stop.set()
         server.join(timeout=60)
+
+    if args.vllm:
+        _vllm_rows(args, named, bucket_bytes, runs, results, counts)
 
     rows = []
     for label, times in results.items():

@@ -4,18 +4,16 @@ tests. vLLM runs from its own environment (``make vllm-env`` makes ``.venv-vllm`
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from swerepair.agents.vllm_server import vllm_server
+
+__all__ = ["check_live_weights", "vllm_python", "vllm_server"]
+
 ROOT = Path(__file__).resolve().parents[1]
-EXTENSION = "swerepair.agents.vllm_extension.WeightSyncExtension"
 
 
 def vllm_python() -> str | None:
@@ -25,59 +23,6 @@ def vllm_python() -> str | None:
         return explicit
     default = ROOT / ".venv-vllm" / "bin" / "python"
     return str(default) if default.exists() else None
-
-
-@contextlib.contextmanager
-def vllm_server(
-    python: str,
-    model_dir: str | Path,
-    log_path: Path,
-    *,
-    args: Sequence[str] = (),
-    env: dict[str, str] | None = None,
-    ready_timeout_s: float = 600,
-) -> Iterator[str]:
-    """``vllm`` serving `model_dir` on a free local port with the extension and the dev endpoints
-    (``VLLM_SERVER_DEV_MODE=1``); yields its root URL once ``/health`` answers, stops it on exit.
-    Its output goes to `log_path`, whose tail is in the error if it dies or is not ready in time."""
-    from swerepair.trainers.weight_sync import free_port
-
-    port = free_port()
-    environment = dict(
-        os.environ,
-        VLLM_SERVER_DEV_MODE="1",  # /collective_rpc and /reset_prefix_cache
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        VLLM_NO_USAGE_STATS="1",
-    )
-    environment.update(env or {})
-    command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--worker-extension-cls", EXTENSION, *args]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"vLLM was not ready in {ready_timeout_s} s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        print(f"vLLM log: {log_path}", file=sys.stderr)
 
 
 def check_live_weights(

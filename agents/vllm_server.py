@@ -1,0 +1,82 @@
+"""Starting a vLLM OpenAI server that accepts live weights from swerepair's trainer.
+
+`vllm_server` runs ``python -m vllm.entrypoints.openai.api_server`` from a given interpreter
+(vLLM usually lives in an environment of its own: it pins its own torch and transformers) with
+the worker extension `swerepair.agents.vllm_extension.WeightSyncExtension` and vLLM's development
+endpoints (``VLLM_SERVER_DEV_MODE=1``: ``/collective_rpc``, ``/reset_prefix_cache``), which is
+all `swerepair.trainers.weight_sync.VLLMWeightPusher` needs. The same command by hand is in
+docs/inference.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+__all__ = ["EXTENSION", "vllm_command", "vllm_server"]
+
+EXTENSION = "swerepair.agents.vllm_extension.WeightSyncExtension"
+
+
+def vllm_command(python: str, model_dir: str | Path, port: int, args: Sequence[str] = ()) -> list[str]:
+    """The command line of a vLLM server for `model_dir` on 127.0.0.1:`port` with the extension."""
+    command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)]
+    return [*command, "--host", "127.0.0.1", "--port", str(port), "--worker-extension-cls", EXTENSION, *args]
+
+
+@contextlib.contextmanager
+def vllm_server(
+    python: str,
+    model_dir: str | Path,
+    log_path: Path,
+    *,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    ready_timeout_s: float = 600,
+) -> Iterator[str]:
+    """``vllm`` serving `model_dir` on a free local port with the extension and the dev endpoints
+    (``VLLM_SERVER_DEV_MODE=1``); yields its root URL once ``/health`` answers, stops it on exit.
+    Its output goes to `log_path`, whose tail is in the error if it dies or is not ready in time."""
+    from swerepair.trainers.weight_sync import free_port
+
+    port = free_port()
+    environment = dict(
+        os.environ,
+        VLLM_SERVER_DEV_MODE="1",  # /collective_rpc and /reset_prefix_cache
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        VLLM_NO_USAGE_STATS="1",
+    )
+    environment.update(env or {})
+    command = vllm_command(python, model_dir, port, args)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"vLLM exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"vLLM was not ready in {ready_timeout_s} s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        print(f"vLLM log: {log_path}", file=sys.stderr)
