@@ -29,6 +29,7 @@ class _WeightState:
     def __init__(self, server: Any) -> None:
         self.server = server
         self.group: Any = None
+        self.receiver: Any = None
         self.joined = threading.Event()
         self.updating = False
         self.updates = 0
@@ -94,7 +95,10 @@ class _WeightState:
 
         try:
             with self.server.generation_lock:
-                version = WeightReceiver(self.group, apply).receive_update()
+                if self.receiver is None or self.receiver.group is not self.group:
+                    self.receiver = WeightReceiver(self.group)  # its buffer is kept between updates
+                self.receiver.apply = apply
+                version = self.receiver.receive_update()
                 self.server.backend.policy_version = version
                 reset = getattr(self.server.backend, "reset_cache", None)
                 if callable(reset):

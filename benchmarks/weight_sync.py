@@ -222,9 +222,9 @@ def main() -> int:
         server_speedup = by["server, one request per tensor"]["seconds"] / by["server, bucketed"]["seconds"]
     head = f"{args.model}: {len(named)} tensors, {nbytes / 1e6:.1f} MB, gloo over loopback"
     print(f"{head}, median of {args.repeat}")
-    print(f"{'variant':32s} {'control msgs':>12s} {'seconds':>9s} {'GB/s':>7s}")
+    print(f"{'variant':38s} {'control msgs':>12s} {'seconds':>9s} {'GB/s':>7s}")
     for r in rows:
-        print(f"{r['variant']:32s} {r['messages']:>12d} {r['seconds']:9.3f} {r['gb_per_s']:7.2f}")
+        print(f"{r['variant']:38s} {r['messages']:>12d} {r['seconds']:9.3f} {r['gb_per_s']:7.2f}")
     if server_speedup is not None:
         print(f"server: bucketed vs one request per tensor: {server_speedup:.1f}x faster")
     print(

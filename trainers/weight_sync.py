@@ -155,12 +155,17 @@ class WeightSyncGroup:
         else:
             self.pg = dist.ProcessGroupNCCL(self.store, rank, world_size)
 
-    def broadcast(self, tensor: Tensor, src: int = 0) -> None:
-        """Broadcast `tensor` in place from rank `src` to every rank of the group."""
+    def broadcast_async(self, tensor: Tensor, src: int = 0) -> Any:
+        """Start broadcasting `tensor` in place from rank `src`; the returned work's ``wait()``
+        blocks until it is done (`tensor` must not change before then)."""
         opts = dist.BroadcastOptions()
         opts.rootRank = src
         opts.rootTensor = 0
-        self.pg.broadcast([tensor], opts).wait()
+        return self.pg.broadcast([tensor], opts)
+
+    def broadcast(self, tensor: Tensor, src: int = 0) -> None:
+        """Broadcast `tensor` in place from rank `src` to every rank of the group."""
+        self.broadcast_async(tensor, src).wait()
 
     def send_header(self, header: dict[str, Any]) -> None:
         """Rank 0: broadcast one control message."""
@@ -202,13 +207,39 @@ class SyncStats:
 
 
 class WeightSender:
-    """Rank 0 of a `WeightSyncGroup`: pushes named tensors in buckets."""
+    """Rank 0 of a `WeightSyncGroup`: pushes named tensors in buckets.
+
+    Packing is pipelined with sending: while one bucket's payload travels (an asynchronous
+    broadcast), the next bucket is packed into a second buffer. The two buffers are kept between
+    pushes (allocating and first-touching hundreds of MB per push costs more than copying into
+    them). A bucket holding a single contiguous tensor on the group's device is sent from the
+    tensor itself, without a copy.
+    """
 
     def __init__(self, group: WeightSyncGroup, bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:
         if group.rank != 0:
             raise ValueError("the sender is rank 0")
         self.group = group
         self.bucket_bytes = bucket_bytes
+        self._buffers: list[Tensor | None] = [None, None]
+
+    def _buffer(self, slot: int, nbytes: int) -> Tensor:
+        buffer = self._buffers[slot]
+        if buffer is None or buffer.numel() < nbytes:
+            buffer = torch.empty(nbytes, dtype=torch.uint8, device=self.group.device)
+            self._buffers[slot] = buffer
+        return buffer[:nbytes]
+
+    def _payload(self, bucket: Bucket, by_name: dict[str, Tensor], slot: int) -> Tensor:
+        if len(bucket.tensors) == 1:
+            only = by_name[bucket.tensors[0].name].detach()
+            if only.is_contiguous() and only.device == self.group.device:
+                return only.reshape(-1).view(torch.uint8)
+        buffer = self._buffer(slot, bucket.nbytes)
+        for spec in bucket.tensors:
+            src = by_name[spec.name].detach().contiguous().reshape(-1)
+            buffer[spec.offset : spec.offset + spec.nbytes].copy_(src.view(torch.uint8))
+        return buffer
 
     def push(self, named: Sequence[tuple[str, Tensor]], version: int) -> SyncStats:
         """Send every tensor of `named` (bucketed), then the end marker with `version`."""
@@ -216,15 +247,17 @@ class WeightSender:
         buckets = plan_buckets(named, self.bucket_bytes)
         by_name = dict(named)
         times = []
-        for bucket in buckets:
+        in_flight: Any = None
+        for i, bucket in enumerate(buckets):
             t0 = time.perf_counter()
+            payload = self._payload(bucket, by_name, i % 2)  # packed while the last bucket travels
+            if in_flight is not None:
+                in_flight.wait()
             self.group.send_header(bucket.header())
-            buffer = torch.empty(bucket.nbytes, dtype=torch.uint8, device=self.group.device)
-            for spec in bucket.tensors:
-                src = by_name[spec.name].detach().contiguous().reshape(-1)
-                buffer[spec.offset : spec.offset + spec.nbytes].copy_(src.view(torch.uint8))
-            self.group.broadcast(buffer)
+            in_flight = self.group.broadcast_async(payload)
             times.append(time.perf_counter() - t0)
+        if in_flight is not None:
+            in_flight.wait()
         self.group.send_header({"end": True, "version": int(version)})
         total = sum(b.nbytes for b in buckets)
         return SyncStats(int(version), len(buckets), len(by_name), total, time.perf_counter() - started, times)
@@ -248,9 +281,14 @@ class WeightReceiver:
         self.version: int | None = None
         self.tensors = 0
         self.nbytes = 0
+        self._buffer: Tensor | None = None
 
-    def buckets(self) -> Iterator[list[tuple[str, Tensor]]]:
+    def buckets(self, reuse_buffer: bool = False) -> Iterator[list[tuple[str, Tensor]]]:
         """Receive one update; yield its buckets as they arrive. `version` is set at the end marker.
+
+        With `reuse_buffer`, every bucket lands in one buffer kept between updates, so a bucket's
+        tensors are valid only until the next bucket is asked for (`receive_update` copies them
+        out before that); otherwise each bucket gets a buffer of its own.
 
         The sender does not wait for the receiver, so a consumer that stops early must `drain`
         the rest, or the group falls out of step with the trainer."""
@@ -261,7 +299,12 @@ class WeightReceiver:
                 self.version = int(header["version"])
                 return
             bucket = Bucket.from_header(header)
-            buffer = torch.empty(bucket.nbytes, dtype=torch.uint8, device=self.group.device)
+            if reuse_buffer:
+                if self._buffer is None or self._buffer.numel() < bucket.nbytes:
+                    self._buffer = torch.empty(bucket.nbytes, dtype=torch.uint8, device=self.group.device)
+                buffer = self._buffer[: bucket.nbytes]
+            else:
+                buffer = torch.empty(bucket.nbytes, dtype=torch.uint8, device=self.group.device)
             self.group.broadcast(buffer)
             dtype = _dtype(bucket.dtype)
             self.tensors += len(bucket.tensors)
@@ -283,7 +326,7 @@ class WeightReceiver:
         """Receive buckets until the end marker, applying each; return the version it carries."""
         if self.apply is None:
             raise ValueError("receive_update needs an apply function; or iterate stream()")
-        for bucket in self.buckets():
+        for bucket in self.buckets(reuse_buffer=True):
             self.apply(bucket)
         assert self.version is not None
         return self.version
