@@ -78,6 +78,8 @@ class ServerBackend:
         sampling = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_new_tokens}
         if self.api == "completions":
             body = {"prompt": list(prompt), "logprobs": 0, "return_token_ids": True, "skip_special_tokens": False}
+            # neutral values, so that no default of the server's model changes the distribution
+            body.update(top_k=0, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0)
             data = self._post(f"{url}/v1/completions", {**body, **sampling})
             choice = data["choices"][0]
             logprobs = tuple(float(x) for x in (choice.get("logprobs") or {}).get("token_logprobs") or [])

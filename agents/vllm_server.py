@@ -19,15 +19,27 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["EXTENSION", "vllm_command", "vllm_server"]
+__all__ = ["EXTENSION", "TRAINING_FLAGS", "vllm_command", "vllm_server"]
 
 EXTENSION = "swerepair.agents.vllm_extension.WeightSyncExtension"
 
 
+#: Server flags training relies on: logprobs of the distribution actually sampled from (after
+#: temperature; vLLM's default is the raw logits' logprobs), and sampling defaults that come from
+#: the request alone (not from the model's generation_config.json, whose top_k or repetition
+#: penalty would change the distribution the trainer assumes).
+TRAINING_FLAGS = ("--logprobs-mode", "processed_logprobs", "--generation-config", "vllm")
+
+
 def vllm_command(python: str, model_dir: str | Path, port: int, args: Sequence[str] = ()) -> list[str]:
-    """The command line of a vLLM server for `model_dir` on 127.0.0.1:`port` with the extension."""
+    """The command line of a vLLM server for `model_dir` on 127.0.0.1:`port` with the extension
+    and `TRAINING_FLAGS` (a flag given in `args` wins)."""
     command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)]
-    return [*command, "--host", "127.0.0.1", "--port", str(port), "--worker-extension-cls", EXTENSION, *args]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--worker-extension-cls", EXTENSION]
+    for flag, value in zip(TRAINING_FLAGS[::2], TRAINING_FLAGS[1::2], strict=True):
+        if flag not in args:
+            command += [flag, value]
+    return [*command, *args]
 
 
 @contextlib.contextmanager
