@@ -9,9 +9,13 @@
 - ``GET /weights/status``: ``{"joined", "updating", "version", "updates", "error"}``.
 
 An update arrives as buckets (`swerepair.trainers.weight_sync`); each received tensor is copied
-into the model's parameter or buffer of the same name. The whole update is applied under the
-server's ``generation_lock``, so no request is answered with half-updated weights; then the
-policy version becomes the one the update carries and caches are reset.
+into the model's parameter or buffer of the same name. LoRA factors (named
+``<weight>::lora_A``/``::lora_B``/``::lora_scaling``, see `adapter_weights`) are applied after
+the whole update is in, as ``W = W_base + scaling · B @ A``, where ``W_base`` is the weight as it
+was before the layer's first adapter update (a later plain update of the weight replaces it).
+The whole update is applied under the server's ``generation_lock``, so no request is answered
+with half-updated weights; then the policy version becomes the one the update carries and caches
+are reset.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class _WeightState:
         self.server = server
         self.group: Any = None
         self.receiver: Any = None
+        #: base weights of the layers adapter updates change, by name (see `_apply_adapters`)
+        self.base: dict[str, Any] = {}
         self.joined = threading.Event()
         self.updating = False
         self.updates = 0
@@ -75,23 +81,29 @@ class _WeightState:
         return {"ok": True}
 
     def _receive(self) -> None:
-        from swerepair.trainers.weight_sync import WeightReceiver
+        from swerepair.trainers.weight_sync import WeightReceiver, split_adapter_name
 
         model = self.server.backend.model
         targets = dict(model.named_parameters())
         targets.update(dict(model.named_buffers()))
         unknown: list[str] = []
+        factors: dict[str, dict[str, Any]] = {}
 
         def apply(tensors: list[tuple[str, Any]]) -> None:
             import torch
 
             with torch.no_grad():
                 for name, tensor in tensors:
+                    adapter = split_adapter_name(name)
+                    if adapter is not None:  # composed once the whole update is in
+                        factors.setdefault(adapter[0], {})[adapter[1]] = tensor.clone()
+                        continue
                     target = targets.get(name)
                     if target is None:
                         unknown.append(name)
                         continue
                     target.copy_(tensor.to(target.device, target.dtype))
+                    self.base.pop(name, None)  # a plain weight is the new base of its layer
 
         try:
             with self.server.generation_lock:
@@ -99,6 +111,7 @@ class _WeightState:
                     self.receiver = WeightReceiver(self.group)  # its buffer is kept between updates
                 self.receiver.apply = apply
                 version = self.receiver.receive_update()
+                unknown += self._apply_adapters(factors, targets)
                 self.server.backend.policy_version = version
                 reset = getattr(self.server.backend, "reset_cache", None)
                 if callable(reset):
@@ -112,6 +125,28 @@ class _WeightState:
             log.exception("receiving a weight update failed")
         finally:
             self.updating = False
+
+    def _apply_adapters(self, factors: dict[str, dict[str, Any]], targets: dict[str, Any]) -> list[str]:
+        """``W = W_base + scaling · B @ A`` for every layer an adapter update names; the base is
+        the layer's weight before its first adapter update (or its last plain update). Returns
+        the names that matched no weight."""
+        import torch
+
+        unknown = []
+        with torch.no_grad():
+            for name, parts in factors.items():
+                target = targets.get(name)
+                if target is None or set(parts) != {"lora_A", "lora_B", "lora_scaling"}:
+                    unknown.append(name)
+                    continue
+                base = self.base.setdefault(name, target.detach().clone())
+                a, b = (
+                    parts["lora_A"].to(target.device, torch.float32),
+                    parts["lora_B"].to(target.device, torch.float32),
+                )
+                delta = (b @ a) * float(parts["lora_scaling"])
+                target.copy_((base.float() + delta).to(target.dtype))
+        return unknown
 
     def status(self, _body: dict[str, Any]) -> dict[str, Any]:
         return {

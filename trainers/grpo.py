@@ -157,6 +157,7 @@ class GRPOTrainer:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = int(pad)  # any id works: padded positions are outside the attention and loss masks
         self.pusher: Any = None
+        self._base_pushed = False  # adapter pushes: whether this connection has the base weights
         if cfg.servers:  # rollouts on the servers; weights pushed to them after each update
             from swerepair.agents.server_backend import ServerBackend
 
@@ -215,15 +216,24 @@ class GRPOTrainer:
             bucket_bytes=cfg.weight_bucket_mb * 2**20,
         )
         self.pusher.connect()
+        self._base_pushed = False
         self._push_weights()
 
     def _push_weights(self) -> float:
         """Push the policy's weights to the servers as version `step`; seconds taken."""
-        from swerepair.trainers.weight_sync import policy_weights
+        from swerepair.trainers.weight_sync import adapter_weights, policy_weights
 
         started = time.monotonic()
+        model = self.policy_model.model
         with torch.no_grad():
-            stats = self.pusher.push(policy_weights(self.policy_model.model), version=self.step)
+            if self.config.weight_push == "adapter":  # the factors; the base weights once per connection
+                named = adapter_weights(model)
+                if not self._base_pushed:
+                    named = policy_weights(model, merge=False) + named
+                    self._base_pushed = True
+            else:
+                named = policy_weights(model)
+            stats = self.pusher.push(named, version=self.step)
         log.info(
             "pushed %d buckets, %.1f MB to %d server(s) in %.2fs",
             stats.buckets,

@@ -336,3 +336,13 @@ def test_to_yaml_documents_each_field(tmp_path):
         key_lines = [i for i, line in enumerate(lines) if line.startswith(f"{name}: ")]
         assert len(key_lines) == 1, name
         assert lines[key_lines[0] - 1] == f"# {docs[name]}", name
+
+
+def test_adapter_pushes_need_lora_and_a_swerepair_server():
+    assert load_config(overrides={"weight_push": "adapter"}).weight_push == "adapter"
+    with pytest.raises(ConfigError, match="weight_push adapter"):
+        load_config(overrides={"weight_push": "adapter", "finetune": "full"})
+    with pytest.raises(ConfigError, match="weight_push adapter"):
+        load_config(overrides={"weight_push": "adapter", "server_engine": "vllm"})
+    with pytest.raises(ConfigError):
+        load_config(overrides={"server_engine": "sglang"})

@@ -74,12 +74,13 @@ def test_asynchronous_rollouts_overlap_training_within_the_staleness_bound(tmp_p
         assert _get(f"{url}/weights/status")["version"] == 3
 
 
-def test_training_with_rollouts_on_a_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("weight_push", ["merged", "adapter"])
+def test_training_with_rollouts_on_a_server(tmp_path: Path, weight_push: str) -> None:
     from swerepair.agents.hf_backend import HFBackend
     from swerepair.trainers.grpo import GRPOTrainer
 
     with tiny_model_server() as url:
-        config = settings(tmp_path, url)
+        config = settings(tmp_path, url, weight_push=weight_push)
         with GRPOTrainer(config, episode_reward=reward) as trainer:
             assert _get(f"{url}/weights/status")["version"] == 0  # the initial weights were pushed
             records = trainer.train()
