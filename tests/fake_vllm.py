@@ -201,20 +201,9 @@ def _serve(port_queue: Any, stop: Any, workers: int, refuse_resets: int) -> None
         stop.wait(600)
 
 
-@contextlib.contextmanager
-def fake_vllm_server(workers: int = 1, refuse_resets: int = 0) -> Iterator[str]:
+def fake_vllm_server(workers: int = 1, refuse_resets: int = 0) -> contextlib.AbstractContextManager[str]:
     """A `FakeVLLMServer` over tiny-qwen3 in another process (so that its workers are other
     processes' ranks, as in vLLM); yields its root URL and stops it on exit."""
-    import multiprocessing as mp
+    from helpers import server_process
 
-    ctx = mp.get_context("spawn")
-    ports, stop = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_serve, args=(ports, stop, workers, refuse_resets), daemon=True)
-    proc.start()
-    try:
-        yield f"http://127.0.0.1:{ports.get(timeout=120)}"
-    finally:
-        stop.set()
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.kill()
+    return server_process(_serve, workers, refuse_resets)

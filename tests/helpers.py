@@ -76,14 +76,15 @@ def _serve_tiny_model(port_queue: Any, stop: Any) -> None:
 
 
 @contextlib.contextmanager
-def tiny_model_server() -> Iterator[str]:
-    """The embedded server (with its /weights endpoints) over tiny-qwen3 in another process;
-    yields its root URL and stops it on exit."""
+def server_process(target: Any, *args: Any) -> Iterator[str]:
+    """Run ``target(port_queue, stop_event, *args)`` in a spawned process: it serves on a local
+    port, puts the port in the queue, and returns once the event is set. Yields the server's
+    root URL; stops the process on exit."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     ports, stop = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_serve_tiny_model, args=(ports, stop), daemon=True)
+    proc = ctx.Process(target=target, args=(ports, stop, *args), daemon=True)
     proc.start()
     try:
         yield f"http://127.0.0.1:{ports.get(timeout=120)}"
@@ -92,3 +93,9 @@ def tiny_model_server() -> Iterator[str]:
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
+
+
+def tiny_model_server() -> contextlib.AbstractContextManager[str]:
+    """The embedded server (with its /weights endpoints) over tiny-qwen3 in another process;
+    yields its root URL and stops it on exit."""
+    return server_process(_serve_tiny_model)

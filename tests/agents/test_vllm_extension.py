@@ -68,43 +68,40 @@ class _ReloadingWorker(_Worker):
         self.reloaded.extend(sorted(names))
 
 
+def _on_workers(workers: list[Any], method: str, arg: str) -> Any:
+    """Call `method` on every worker in a thread of its own (as vLLM's workers are processes);
+    return a function that waits for them and gives their answers."""
+    answers: list[Any] = [None] * len(workers)
+    threads = [
+        threading.Thread(target=lambda i=i: answers.__setitem__(i, getattr(workers[i], method)(arg)))
+        for i in range(len(workers))
+    ]
+    for t in threads:
+        t.start()
+
+    def wait() -> list[Any]:
+        for t in threads:
+            t.join(60)
+        return answers
+
+    return wait
+
+
 def _update(workers: list[Any], named: list[tuple[str, torch.Tensor]], version: int, bucket_bytes: int) -> list[dict]:
     """Rank 0 in this thread, `workers` (ranks 1..) in threads: join, push once, return their answers."""
     port = free_port()
     spec = json.dumps({"host": "127.0.0.1", "port": port, "first_rank": 1, "world_size": len(workers) + 1})
     # every worker of one server joins with the same first_rank; its own rank (self.rank) is added
-    joins: list[Any] = [None] * len(workers)
-    threads = [
-        threading.Thread(target=lambda i=i: joins.__setitem__(i, workers[i].swerepair_join(spec)))
-        for i in range(len(workers))
-    ]
-    for t in threads:
-        t.start()
+    joins = _on_workers(workers, "swerepair_join", spec)
     group = WeightSyncGroup("127.0.0.1", port, 0, len(workers) + 1, timeout_s=60)
-    for t in threads:
-        t.join(60)
-    assert [j["rank"] for j in joins] == list(range(1, len(workers) + 1))
-    answers: list[Any] = [None] * len(workers)
-    threads = [
-        threading.Thread(target=lambda i=i: answers.__setitem__(i, workers[i].swerepair_receive("{}")))
-        for i in range(len(workers))
-    ]
-    for t in threads:
-        t.start()
+    assert [j["rank"] for j in joins()] == list(range(1, len(workers) + 1))
+    first = _on_workers(workers, "swerepair_receive", "{}")
     WeightSender(group, bucket_bytes).push(named, version)
-    for t in threads:
-        t.join(60)
+    answers = first()
     # a second update goes through the same group: the first left it in step
-    answers2: list[Any] = [None] * len(workers)
-    threads = [
-        threading.Thread(target=lambda i=i: answers2.__setitem__(i, workers[i].swerepair_receive("")))
-        for i in range(len(workers))
-    ]
-    for t in threads:
-        t.start()
+    second = _on_workers(workers, "swerepair_receive", "")
     WeightSender(group, bucket_bytes).push([(n, t * 2) for n, t in named], version + 1)
-    for t in threads:
-        t.join(60)
+    answers2 = second()
     for w in workers:
         w.swerepair_leave()
     group.close()

@@ -26,28 +26,33 @@ def _get_status(url: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
-def test_pushed_weights_make_the_server_answer_like_the_trainer(tmp_path: Any) -> None:
-    from swerepair.agents.hf_backend import HFBackend
+def _tiny_lora_policy(tmp_path: Any, lora_layers: str) -> tuple[Any, Any, list[int], dict[str, Any]]:
+    """The trainer's side: tiny-qwen3 with a LoRA adapter, its tokenizer, a prompt, and a greedy
+    chat request for that prompt."""
     from swerepair.agents.models import load_model
     from swerepair.trainers.config import load_config
     from swerepair.trainers.model import PolicyModel
+
+    overrides = {"model": "tiny-qwen3", "device": "cpu", "lora_layers": lora_layers, "output_dir": str(tmp_path)}
+    model, tokenizer = load_model("tiny-qwen3")
+    pm = PolicyModel(load_config(overrides=overrides), model, tokenizer, torch.device("cpu"))
+    prompt = tokenizer("<|im_start|>user\nfix the bug in intervals<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
+    request = {"messages": [{"role": "user", "content": "x"}], "prompt_token_ids": prompt, "temperature": 0.0}
+    return pm, tokenizer, prompt, request | {"max_tokens": 16, "logprobs": True}
+
+
+def test_pushed_weights_make_the_server_answer_like_the_trainer(tmp_path: Any) -> None:
+    from swerepair.agents.hf_backend import HFBackend
     from swerepair.trainers.weight_sync import ServerWeightPusher, policy_weights
 
     with tiny_model_server() as url:
-        config = load_config(
-            overrides={"model": "tiny-qwen3", "device": "cpu", "lora_layers": "all", "output_dir": str(tmp_path)}
-        )
-        model, tokenizer = load_model("tiny-qwen3")
-        pm = PolicyModel(config, model, tokenizer, torch.device("cpu"))
+        pm, tokenizer, prompt, request = _tiny_lora_policy(tmp_path, "all")
         with torch.no_grad():  # a trained adapter: non-zero B matrices change the policy
             g = torch.Generator().manual_seed(0)
             for name, p in pm.model.named_parameters():
                 if "lora_B" in name:
                     p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        prompt = tokenizer("<|im_start|>user\nfix the bug in intervals<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
         mine = HFBackend(pm.causal_lm, tokenizer, temperature=0.0, max_new_tokens=16).generate([prompt])[0]
-        request = {"messages": [{"role": "user", "content": "x"}], "prompt_token_ids": prompt, "temperature": 0.0}
-        request |= {"max_tokens": 16, "logprobs": True}
         before = _post(f"{url}/v1/chat/completions", request)
         assert before["choices"][0]["token_ids"] != list(mine.token_ids), "the adapter changed the policy"
 
@@ -69,20 +74,10 @@ def test_pushed_weights_make_the_server_answer_like_the_trainer(tmp_path: Any) -
 
 def test_adapter_pushes_carry_only_the_lora_factors_and_the_server_composes_them(tmp_path: Any) -> None:
     from swerepair.agents.hf_backend import HFBackend
-    from swerepair.agents.models import load_model
-    from swerepair.trainers.config import load_config
-    from swerepair.trainers.model import PolicyModel
     from swerepair.trainers.weight_sync import ServerWeightPusher, adapter_weights, policy_weights
 
     with tiny_model_server() as url:
-        config = load_config(
-            overrides={"model": "tiny-qwen3", "device": "cpu", "lora_layers": "last_half", "output_dir": str(tmp_path)}
-        )
-        model, tokenizer = load_model("tiny-qwen3")
-        pm = PolicyModel(config, model, tokenizer, torch.device("cpu"))
-        prompt = tokenizer("<|im_start|>user\nfix the bug in intervals<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
-        request = {"messages": [{"role": "user", "content": "x"}], "prompt_token_ids": prompt, "temperature": 0.0}
-        request |= {"max_tokens": 16, "logprobs": True}
+        pm, tokenizer, prompt, request = _tiny_lora_policy(tmp_path, "last_half")
         g = torch.Generator().manual_seed(0)
 
         def train_a_bit() -> Any:  # new adapter values, as after an update
