@@ -5,7 +5,7 @@ swerepair tasks validate  [--tasks SRC] [--task-id ID ...] [--sandbox KIND] [--j
 swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
 swerepair demo            validate the bundled tasks, then play one scripted episode
 swerepair train           [--preset NAME] [--config FILE] [--resume DIR] [--FIELD VALUE ...]
-swerepair serve           [--model NAME] [--port N]: OpenAI-compatible server with weight updates
+swerepair serve           [--model NAME] [--port N] [--engine vllm]: OpenAI-compatible server with weight updates
 """
 
 from __future__ import annotations
@@ -235,6 +235,8 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.engine == "vllm":
+        return _exec_vllm(args)
     from swerepair.agents.server import serve
 
     serve(
@@ -248,6 +250,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     return 0
+
+
+def _exec_vllm(args: argparse.Namespace) -> int:
+    """Replace this process with a vLLM server that accepts live weights (see docs/inference.md)."""
+    import os
+    import shlex
+    from pathlib import Path
+
+    from swerepair.agents.models import model_path
+    from swerepair.agents.vllm_server import vllm_command
+
+    python = args.vllm_python
+    if python is None:
+        local = Path(".venv-vllm/bin/python")
+        python = str(local) if local.exists() else sys.executable
+    extra = shlex.split(args.vllm_args or "")
+    if args.served_model_name and "--served-model-name" not in extra:
+        extra += ["--served-model-name", args.served_model_name]
+    command = vllm_command(python, model_path(args.model), args.port, extra)
+    command[command.index("--host") + 1] = args.host
+    env = dict(os.environ, VLLM_SERVER_DEV_MODE="1")  # /collective_rpc and /reset_prefix_cache
+    print("exec:", shlex.join(command), file=sys.stderr, flush=True)
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        print(f"cannot start vLLM with {python!r}: {exc}", file=sys.stderr)
+        return 2
+    return 0  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,6 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=8, help="requests generated together")
     p.add_argument("--max-tokens", type=int, default=512, help="default max_tokens of a request")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--engine",
+        choices=["swerepair", "vllm"],
+        default="swerepair",
+        help="swerepair: this package's server; vllm: exec a vLLM server with the weight-sync extension",
+    )
+    p.add_argument("--vllm-python", default=None, help="python of the vLLM environment (default .venv-vllm)")
+    p.add_argument("--vllm-args", default="", help='more vLLM flags, one string: "--dtype float32 --enforce-eager"')
     p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser(

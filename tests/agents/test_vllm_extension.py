@@ -279,3 +279,29 @@ def test_grpo_trains_against_a_vllm_shaped_server(tmp_path: Path) -> None:
         assert statuses[0]["updates"] == 3
         assert all(r["policy/version_lag_max"] == 0.0 for r in records)  # synchronous: never stale
         assert all(r["episodes/kept"] == 2 for r in records)
+
+
+def test_serve_with_the_vllm_engine_execs_vllm_with_the_extension_and_training_flags(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # a stand-in interpreter that reports what it was started with, in place of vLLM's
+    fake_python = tmp_path / "python"
+    fake_python.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "print(json.dumps({'argv': sys.argv[1:], 'dev_mode': os.environ.get('VLLM_SERVER_DEV_MODE')}))\n"
+    )
+    fake_python.chmod(0o755)
+    command = [sys.executable, "-m", "swerepair.cli", "serve", "--engine", "vllm", "--vllm-python", str(fake_python)]
+    command += ["--model", "tiny-qwen3", "--host", "0.0.0.0", "--port", "8123", "--vllm-args", "--dtype float32"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    argv = seen["argv"]
+    assert seen["dev_mode"] == "1"
+    assert argv[:2] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert Path(argv[argv.index("--model") + 1]).is_dir()  # the built-in name resolved to its directory
+    flags = dict(zip(argv[2::2], argv[3::2], strict=False))
+    assert flags["--host"] == "0.0.0.0" and flags["--port"] == "8123" and flags["--dtype"] == "float32"
+    assert flags["--worker-extension-cls"] == "swerepair.agents.vllm_extension.WeightSyncExtension"
+    assert flags["--logprobs-mode"] == "processed_logprobs" and flags["--generation-config"] == "vllm"
