@@ -329,9 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=["swerepair", "vllm"],
         default="swerepair",
-        help="swerepair: this package's server; vllm: exec a vLLM server with the weight-sync extension",
+        help="swerepair: this package's server; vllm: exec a vLLM server with the weight-sync extension "
+        "(then only --model, --host, --port and --served-model-name apply; pass vLLM's own flags in --vllm-args)",
     )
-    p.add_argument("--vllm-python", default=None, help="python of the vLLM environment (default .venv-vllm)")
+    p.add_argument(
+        "--vllm-python",
+        default=None,
+        help="python of the vLLM environment (default: .venv-vllm/bin/python under the current directory)",
+    )
     p.add_argument("--vllm-args", default="", help='more vLLM flags, one string: "--dtype float32 --enforce-eager"')
     p.set_defaults(fn=cmd_serve)
 

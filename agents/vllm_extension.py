@@ -11,7 +11,7 @@ methods below; the trainer's `swerepair.trainers.weight_sync.VLLMWeightPusher` c
 ``POST /collective_rpc``. vLLM's endpoint passes string arguments only, so each method takes one
 JSON object as a string and answers a JSON-able dict.
 
-- ``swerepair_status()``: ``{"joined", "rank", "version", "updates", "loader"}``.
+- ``swerepair_status()``: ``{"joined", "rank", "version", "updates", "loader", "broken"}``.
 - ``swerepair_join(spec)``: join the trainer's group. ``spec``: ``host``, ``port``,
   ``world_size``, ``first_rank`` (this server's first rank; worker *r* of the server takes
   ``first_rank + r``), ``backend`` (``gloo``/``nccl``), ``timeout_s``, and optionally ``loader``.
@@ -28,7 +28,9 @@ that layers whose weights vLLM repacked or quantized after loading (every linear
 build) are rebuilt from the new checkpoint tensors. ``loader: "load_weights"`` calls the model's
 ``load_weights`` directly, which is enough on GPUs for unquantized models. If loading fails
 part-way, the rest of the update is still received (so the group stays in step with the trainer)
-and the error is returned; the version is not advanced.
+and the error is returned; the version is not advanced, and ``broken`` in the status says that the
+served weights may be incomplete (vLLM's ``reload_weights`` leaves the layers it had not reached
+unloaded) until an update loads in full. If the group itself fails, the worker leaves it.
 
 Tied weights. A model whose LM head shares the input embedding's weight (SmolLM2, Qwen3's small
 sizes) receives that weight once, under the embedding's name; ``reload_weights`` rebuilds the
@@ -75,7 +77,7 @@ class WeightSyncExtension:
     def _swerepair_state(self) -> dict[str, Any]:
         state = self.__dict__.get("_swerepair")
         if state is None:
-            state = {"group": None, "version": 0, "updates": 0, "loader": "auto"}
+            state = {"group": None, "version": 0, "updates": 0, "loader": "auto", "broken": None}
             self.__dict__["_swerepair"] = state
         return state
 
@@ -89,6 +91,7 @@ class WeightSyncExtension:
             "version": st["version"],
             "updates": st["updates"],
             "loader": st["loader"],
+            "broken": st["broken"],
         }
 
     def swerepair_join(self, raw: str | None = None) -> dict[str, Any]:
@@ -172,17 +175,29 @@ class WeightSyncExtension:
         except Exception as exc:
             log.exception("loading a weight update failed")
             error = f"load: {type(exc).__name__}: {exc}"
-        try:
-            left = WeightReceiver.drain(stream)
-        except Exception as exc:  # the group itself failed: nothing more can be received
-            log.exception("receiving a weight update failed")
-            return {"error": f"receive: {type(exc).__name__}: {exc}"}
+        left = 0
+        if receiver.failure is None:
+            try:
+                left = WeightReceiver.drain(stream)
+            except Exception:  # recorded in receiver.failure
+                log.exception("receiving a weight update failed")
+        if receiver.failure is not None or receiver.version is None:
+            # the group failed (or the update ended without its end marker): it cannot be used again
+            why = receiver.failure or "the update ended without its end marker"
+            st["group"].close()
+            st["group"] = None
+            st["broken"] = f"receive failed part-way: {why}"
+            return {"error": f"receive: {why}; join again", "version": st["version"]}
         if error is None and left:
             error = f"load: the loader left {left} received tensor(s) unread"
         if error is not None:
-            return {"error": error, "version": st["version"]}
-        st["version"] = int(receiver.version if receiver.version is not None else st["version"])
+            # the group is in step, but the model may hold a mix of old and new (or, with
+            # reload_weights, unloaded) weights: say so until a whole update loads
+            st["broken"] = f"{error}; the served weights may be incomplete until an update loads in full"
+            return {"error": st["broken"], "version": st["version"]}
+        st["version"] = int(receiver.version)
         st["updates"] += 1
+        st["broken"] = None
         return {
             "version": st["version"],
             "tensors": receiver.tensors,

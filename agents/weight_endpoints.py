@@ -77,6 +77,7 @@ class _WeightState:
             if self.updating:
                 raise ValueError("an update is already being received")
             self.updating = True
+            self.error = None  # the status reports this update's outcome
         threading.Thread(target=self._receive, name="weights-update", daemon=True).start()
         return {"ok": True}
 
@@ -139,7 +140,9 @@ class _WeightState:
                 if target is None or set(parts) != {"lora_A", "lora_B", "lora_scaling"}:
                     unknown.append(name)
                     continue
-                base = self.base.setdefault(name, target.detach().clone())
+                if name not in self.base:
+                    self.base[name] = target.detach().clone()
+                base = self.base[name]
                 a, b = (
                     parts["lora_A"].to(target.device, torch.float32),
                     parts["lora_B"].to(target.device, torch.float32),

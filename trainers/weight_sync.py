@@ -268,10 +268,15 @@ class WeightSender:
 class WeightReceiver:
     """A rank > 0 of a `WeightSyncGroup`: receives updates, bucket by bucket.
 
-    `receive_update` hands each bucket to `apply` as ``[(name, tensor), ...]``; `stream` yields the
-    same tensors one by one, for a consumer such as vLLM's ``load_weights`` that takes an iterator.
-    Either way the tensors are views of a buffer received for their bucket alone, so they stay
-    valid as long as they are referenced (a consumer may hold a tensor past its bucket).
+    `receive_update` hands each bucket to `apply` as ``[(name, tensor), ...]``: views of one
+    buffer kept between buckets and updates, valid only during the call (`apply` must copy what it
+    keeps). `stream` yields the tensors one by one, for a consumer such as vLLM's
+    ``load_weights`` that takes an iterator; they are views of a buffer received for their bucket
+    alone, so they stay valid as long as they are referenced (a consumer may hold a tensor past
+    its bucket).
+
+    `failure` is set when the group itself failed (a broadcast raised): the receiver, and the
+    group, cannot be used again.
     """
 
     def __init__(self, group: WeightSyncGroup, apply: Callable[[list[tuple[str, Tensor]]], None] | None = None) -> None:
@@ -284,19 +289,26 @@ class WeightReceiver:
         self.tensors = 0
         self.nbytes = 0
         self._buffer: Tensor | None = None
+        self.failure: BaseException | None = None
 
     def buckets(self, reuse_buffer: bool = False) -> Iterator[list[tuple[str, Tensor]]]:
         """Receive one update; yield its buckets as they arrive. `version` is set at the end marker.
 
         With `reuse_buffer`, every bucket lands in one buffer kept between updates, so a bucket's
-        tensors are valid only until the next bucket is asked for (`receive_update` copies them
-        out before that); otherwise each bucket gets a buffer of its own.
+        tensors are valid only until the next bucket is asked for; otherwise each bucket gets a
+        buffer of its own.
 
         The sender does not wait for the receiver, so a consumer that stops early must `drain`
         the rest, or the group falls out of step with the trainer."""
+        if self.failure is not None:
+            raise RuntimeError(f"the weight-sync group failed earlier: {self.failure}")
         self.version, self.tensors, self.nbytes = None, 0, 0
         while True:
-            header = self.group.recv_header()
+            try:
+                header = self.group.recv_header()
+            except BaseException as exc:
+                self.failure = exc
+                raise
             if header.get("end"):
                 self.version = int(header["version"])
                 return
@@ -307,7 +319,11 @@ class WeightReceiver:
                 buffer = self._buffer[: bucket.nbytes]
             else:
                 buffer = torch.empty(bucket.nbytes, dtype=torch.uint8, device=self.group.device)
-            self.group.broadcast(buffer)
+            try:
+                self.group.broadcast(buffer)
+            except BaseException as exc:
+                self.failure = exc
+                raise
             dtype = _dtype(bucket.dtype)
             self.tensors += len(bucket.tensors)
             self.nbytes += bucket.nbytes
@@ -325,11 +341,20 @@ class WeightReceiver:
         return sum(1 for _ in iterator)
 
     def receive_update(self) -> int:
-        """Receive buckets until the end marker, applying each; return the version it carries."""
+        """Receive buckets until the end marker, applying each; return the version it carries.
+
+        If `apply` raises, the rest of the update is still received (not applied), so the group
+        stays in step with the sender, and then the error is raised."""
         if self.apply is None:
             raise ValueError("receive_update needs an apply function; or iterate stream()")
-        for bucket in self.buckets(reuse_buffer=True):
-            self.apply(bucket)
+        buckets = self.buckets(reuse_buffer=True)
+        for bucket in buckets:
+            try:
+                self.apply(bucket)
+            except Exception:
+                if self.failure is None:
+                    self.drain(buckets)
+                raise
         assert self.version is not None
         return self.version
 
@@ -382,6 +407,7 @@ class _WeightPusher:
             raise ValueError("no servers to push weights to")
         self.urls = [u.rstrip("/").removesuffix("/v1") for u in server_urls]
         self.host, self.port, self.backend, self.device = host, port, backend, device
+        self._pick_port = port == 0
         self.bucket_bytes, self.timeout_s = bucket_bytes, timeout_s
         self.sender: WeightSender | None = None
         #: the policy version each server (by url) serves: that of the last push it completed
@@ -409,7 +435,7 @@ class _WeightPusher:
     # -- the shared protocol --
     def connect(self) -> None:
         """Form the group: the servers' ranks follow this process's rank 0, in url order."""
-        if self.port == 0:
+        if self._pick_port:  # a fresh one each time: an abandoned group may still hold the last
             self.port = free_port(self.host)
         ranks = [self._ranks(url) for url in self.urls]
         world = 1 + sum(ranks)
@@ -417,8 +443,11 @@ class _WeightPusher:
         for url, n in zip(self.urls, ranks, strict=True):
             self._ask_join(url, first, world)
             first += n
-        group = WeightSyncGroup(
-            self.host, self.port, 0, world, backend=self.backend, device=self.device, timeout_s=self.timeout_s
+        group = self._watching(
+            lambda: WeightSyncGroup(
+                self.host, self.port, 0, world, backend=self.backend, device=self.device, timeout_s=self.timeout_s
+            ),
+            "joining the weight-sync group",
         )
         self.sender = WeightSender(group, self.bucket_bytes)
         self._joined()
@@ -427,13 +456,48 @@ class _WeightPusher:
         """Send `named` tensors to every server; return when all of them serve `version`."""
         if self.sender is None:
             raise RuntimeError("connect() first")
+        sender = self.sender
         for url in self.urls:
             self._ask_receive(url, version)
-        stats = self.sender.push(named, version)
+        try:
+            stats = self._watching(lambda: sender.push(named, version), f"update to version {version}")
+        except BaseException:
+            self.close()  # a broadcast may still be blocked: the group is unusable; connect() again
+            raise
         self._received(version)
         for url in self.urls:
             self.versions[url] = int(version)
         return stats
+
+    def _server_error(self) -> str | None:
+        """A server's report that it failed (joining or receiving), while this process waits in a
+        collective for it; None if none failed so far."""
+        return None
+
+    def _watching(self, blocking: Callable[[], Any], what: str) -> Any:
+        """Run `blocking` (a rendezvous or broadcast with the servers) while watching for a
+        server's failure, so that a server that failed at once is reported at once, not after
+        the group's timeout (the collective is then abandoned, and the group with it)."""
+        import threading
+
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = blocking()
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, name="weight-sync", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.05)
+            if thread.is_alive() and (problem := self._server_error()):
+                raise RuntimeError(f"{what} failed: {problem}")
+        if "error" in box:
+            problem = self._server_error()
+            raise RuntimeError(f"{what} failed: {problem or box['error']}") from box["error"]
+        return box.get("value")
 
     def version_of(self, url: str) -> int:
         """The version the server at `url` serves now (0 before the first push)."""
@@ -475,6 +539,16 @@ class ServerWeightPusher(_WeightPusher):
     def _received(self, version: int) -> None:
         self._wait(lambda s: not s["updating"] and s["version"] == version, f"update to version {version}")
 
+    def _server_error(self) -> str | None:
+        for url in self.urls:
+            try:
+                error = _http_json(f"{url}/weights/status", timeout=5).get("error")
+            except Exception:
+                continue  # unreachable for a moment: the collective's own timeout still applies
+            if error:
+                return f"{url}: {error}"
+        return None
+
     def _wait(self, done: Callable[[dict[str, Any]], bool], what: str) -> None:
         deadline = time.monotonic() + self.timeout_s
         for url in self.urls:
@@ -503,10 +577,26 @@ class VLLMWeightPusher(_WeightPusher):
 
     def __init__(self, server_urls: Sequence[str], **kwargs: Any) -> None:
         super().__init__(server_urls, **kwargs)
+        self._pool: Any = None
+        self._pending: list[tuple[str, Any]] = []
+
+    def _submit(self, url: str, method: str, spec: dict[str, Any]) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.urls)), thread_name_prefix="vllm-weights")
-        self._pending: list[tuple[str, Any]] = []
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.urls)), thread_name_prefix="vllm-weights")
+        self._pending.append((url, self._pool.submit(self.rpc, url, method, spec)))
+
+    def _server_error(self) -> str | None:
+        for url, future in self._pending:
+            if not future.done():
+                continue
+            if future.exception() is not None:
+                return f"{url}: {future.exception()}"
+            for r in future.result():
+                if isinstance(r, dict) and r.get("error"):
+                    return f"{url}: a worker failed: {r['error']}"
+        return None
 
     def rpc(self, url: str, method: str, spec: dict[str, Any] | None = None, timeout: float | None = None) -> list[Any]:
         """Call the extension's `method` on every worker of the server at `url` (one JSON string
@@ -526,10 +616,10 @@ class VLLMWeightPusher(_WeightPusher):
     def _ask_join(self, url: str, first_rank: int, world_size: int) -> None:
         spec = {"host": self.host, "port": self.port, "first_rank": first_rank, "world_size": world_size}
         spec.update(backend=self.backend, timeout_s=self.timeout_s)
-        self._pending.append((url, self._pool.submit(self.rpc, url, "swerepair_join", spec)))
+        self._submit(url, "swerepair_join", spec)
 
     def _ask_receive(self, url: str, version: int) -> None:
-        self._pending.append((url, self._pool.submit(self.rpc, url, "swerepair_receive", {"version": version})))
+        self._submit(url, "swerepair_receive", {"version": version})
 
     def _collect(self, what: str) -> list[tuple[str, list[Any]]]:
         pending, self._pending = self._pending, []
@@ -571,14 +661,20 @@ class VLLMWeightPusher(_WeightPusher):
         return False
 
     def close(self) -> None:
-        """Leave the group (the servers' workers keep theirs until `swerepair_leave` or exit)."""
+        """Leave the group, then ask the servers' workers to leave theirs (first this process's
+        side, which ends any broadcast a worker is still blocked in)."""
         import contextlib
 
-        for url in self.urls:
-            with contextlib.suppress(Exception):  # the server may already be gone
-                self.rpc(url, "swerepair_leave", timeout=30)
+        joined = self.sender is not None
         super().close()
-        self._pool.shutdown(wait=False)
+        self._pending = []
+        if joined:
+            for url in self.urls:
+                with contextlib.suppress(Exception):  # the server may already be gone
+                    self.rpc(url, "swerepair_leave", timeout=30)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
 
 def make_pusher(engine: str, server_urls: Sequence[str], **kwargs: Any) -> _WeightPusher:
@@ -625,6 +721,11 @@ def adapter_weights(model: Any) -> list[tuple[str, Tensor]]:
     ``W = W_base + scaling · B @ A`` (what peft's merge computes). For SmolLM2-135M with
     rank 8 on every linear layer of the last third (the cpu-demo preset) that is 3.3 MB (210
     tensors) instead of 538 MB.
+
+    The receiver keeps as base whatever the weight holds before its first factor update, so the
+    first factor push to a server must follow (or include) a push of the unmerged base weights,
+    ``policy_weights(model, merge=False)``, as the trainer does; after a merged push the adapter
+    would count twice.
 
     Raises ``ValueError`` for what that formula does not cover: DoRA, ``fan_in_fan_out`` layers,
     several active adapters, or a model without LoRA layers."""

@@ -146,6 +146,10 @@ def test_a_failing_loader_reports_the_error_and_keeps_the_group_in_step() -> Non
     # update found the group in step (no hang, no garbage header), and the version never moved
     assert "cannot load" in first["error"] and "cannot load" in second["error"]
     assert first["version"] == 0 and worker.swerepair_status()["version"] == 0
+    assert "may be incomplete" in worker.swerepair_status()["broken"]  # said until an update loads in full
+    loader.fail_after = None
+    assert _update([worker], named, version=7, bucket_bytes=0)[0]["version"] == 7
+    assert worker.swerepair_status()["broken"] is None
 
 
 def test_bad_requests_become_errors_not_exceptions() -> None:
@@ -240,6 +244,30 @@ def test_pusher_updates_a_vllm_shaped_server_and_its_greedy_output_matches_the_t
         assert [s["version"] for s in status] == [4, 4] and [s["rank"] for s in status] == [1, 2]
         pusher.close()
         assert not any(s["joined"] for s in pusher.rpc(url, "swerepair_status"))
+
+
+def test_a_failed_push_is_reported_at_once_and_the_pusher_can_connect_again() -> None:
+    import time
+
+    from fake_vllm import fake_vllm_server
+
+    from swerepair.agents.models import load_model
+
+    model, _ = load_model("tiny-qwen3")
+    with fake_vllm_server() as url:
+        pusher = VLLMWeightPusher([url], timeout_s=120)
+        pusher.connect()
+        pusher.rpc(url, "swerepair_leave")  # the worker is gone from the group (a server restart, say)
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="not in a weight-sync group"):
+            pusher.push(policy_weights(model), version=1)
+        assert time.monotonic() - started < 30  # the worker's answer, not the group's 120 s timeout
+        assert pusher.sender is None  # the abandoned group was left
+        pusher.connect()
+        assert pusher.push(policy_weights(model), version=2).version == 2
+        assert pusher.rpc(url, "swerepair_status")[0]["version"] == 2
+        pusher.close()
+        pusher.close()  # twice is harmless
 
 
 def test_grpo_trains_against_a_vllm_shaped_server(tmp_path: Path) -> None:

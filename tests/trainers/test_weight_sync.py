@@ -94,3 +94,42 @@ def test_group_arguments_are_checked() -> None:
         WeightSyncGroup("127.0.0.1", free_port(), 0, 1, backend="mpi")
     with pytest.raises(ValueError, match="outside"):
         WeightSyncGroup("127.0.0.1", free_port(), 2, 2)
+
+
+def test_a_failing_apply_still_receives_the_whole_update() -> None:
+    import threading
+
+    port = free_port()
+    outcome: dict[str, Any] = {}
+
+    def receive() -> None:
+        group = WeightSyncGroup("127.0.0.1", port, 1, 2, timeout_s=60)
+        seen: list[str] = []
+
+        def apply(tensors: list[tuple[str, Any]]) -> None:
+            for name, t in tensors:
+                if name == "layer.0.proj" and "raised" not in seen:
+                    seen.append("raised")
+                    raise ValueError("shape mismatch")
+                seen.append(f"{name}={float(t.float().sum()):.0f}")
+
+        receiver = WeightReceiver(group, apply)
+        try:
+            receiver.receive_update()
+        except ValueError as exc:
+            outcome["first"] = str(exc)
+        outcome["second"] = receiver.receive_update()  # in step: the next update, not leftovers
+        outcome["seen"] = seen
+        group.close()
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    group = WeightSyncGroup("127.0.0.1", port, 0, 2, timeout_s=60)
+    sender = WeightSender(group, bucket_bytes=0)  # one bucket per tensor: the error comes mid-update
+    sender.push(named(0), version=1)
+    sender.push([("a", torch.ones(3))], version=2)
+    thread.join(60)
+    group.close()
+    assert outcome["first"] == "shape mismatch" and outcome["second"] == 2
+    # the rest of the first update was received but not applied; then the second update's tensor
+    assert outcome["seen"][-2:] == ["raised", "a=3"]
