@@ -491,7 +491,7 @@ class _WeightPusher:
         thread = threading.Thread(target=run, name="weight-sync", daemon=True)
         thread.start()
         while thread.is_alive():
-            thread.join(0.05)
+            thread.join(0.5)  # a failed server is noticed within half a second
             if thread.is_alive() and (problem := self._server_error()):
                 raise RuntimeError(f"{what} failed: {problem}")
         if "error" in box:
