@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 
-from swerepair.rewards.patch import FilePatch, Hunk, is_test_path, parse_patch
+from swerepair.rewards.patch import _HUNK, FilePatch, Hunk, _parse_hunk, is_test_path, parse_patch
 
 try:
     from hypothesis import strategies as st
@@ -99,7 +99,6 @@ def as_task(patch_text: str, test_patch_text: str = "") -> GoldTask:
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-_HUNK_HEADER = re.compile(r"@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
 
 
 def _sections(text: str) -> tuple[str, list[str]]:
@@ -114,14 +113,27 @@ def _sections(text: str) -> tuple[str, list[str]]:
     sections: list[list[str]] = []
     cur: list[str] | None = None
     has_body = False  # the current file has a hunk or a binary marker
-    for i, line in enumerate(bare):
+    i = 0
+    while i < len(bare):
+        line = bare[i]
         pair = line.startswith("--- ") and i + 1 < len(bare) and bare[i + 1].startswith("+++ ")
         if line.startswith("diff --git ") or (pair and (cur is None or has_body)):
             cur, has_body = [], False
             sections.append(cur)
-        elif cur is not None and (_HUNK_HEADER.match(line) or line.startswith(("Binary files ", "GIT binary patch"))):
+        elif cur is not None and (header := _HUNK.match(line)):
+            # the hunk's body is whatever parse_patch reads as its body, "--- "/"+++ " lines included
+            _, end = _parse_hunk(bare, i + 1, header)
+            cur.extend(lines[i:end])
+            has_body, i = True, end
+            continue
+        elif cur is not None and line.startswith(("Binary files ", "GIT binary patch")):
             has_body = True
+        if pair and cur is not None and not cur:  # a file header is two lines
+            cur.extend(lines[i : i + 2])
+            i += 2
+            continue
         (preamble if cur is None else cur).append(lines[i])
+        i += 1
     return "".join(preamble), ["".join(s) for s in sections]
 
 
