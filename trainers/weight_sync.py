@@ -495,7 +495,12 @@ class _WeightPusher:
             if thread.is_alive() and (problem := self._server_error()):
                 raise RuntimeError(f"{what} failed: {problem}")
         if "error" in box:
-            problem = self._server_error()
+            # the collective failed here (say, a peer closed the connection); the server's own
+            # account of why usually arrives a moment later, and says more
+            problem, deadline = self._server_error(), time.monotonic() + 2.0
+            while problem is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+                problem = self._server_error()
             raise RuntimeError(f"{what} failed: {problem or box['error']}") from box["error"]
         return box.get("value")
 
