@@ -259,7 +259,7 @@ def _exec_vllm(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from swerepair.agents.models import model_path
-    from swerepair.agents.vllm_server import vllm_command
+    from swerepair.agents.vllm_server import vllm_command, vllm_environment
 
     python = args.vllm_python
     if python is None:
@@ -268,12 +268,10 @@ def _exec_vllm(args: argparse.Namespace) -> int:
     extra = shlex.split(args.vllm_args or "")
     if args.served_model_name and "--served-model-name" not in extra:
         extra += ["--served-model-name", args.served_model_name]
-    command = vllm_command(python, model_path(args.model), args.port, extra)
-    command[command.index("--host") + 1] = args.host
-    env = dict(os.environ, VLLM_SERVER_DEV_MODE="1")  # /collective_rpc and /reset_prefix_cache
+    command = vllm_command(python, model_path(args.model), args.port, extra, host=args.host)
     print("exec:", shlex.join(command), file=sys.stderr, flush=True)
     try:
-        os.execvpe(command[0], command, env)
+        os.execvpe(command[0], command, vllm_environment())
     except OSError as exc:
         print(f"cannot start vLLM with {python!r}: {exc}", file=sys.stderr)
         return 2

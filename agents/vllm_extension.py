@@ -105,9 +105,7 @@ class WeightSyncExtension:
             if loader not in _LOADERS:
                 raise ValueError(f"loader must be one of {', '.join(_LOADERS)}, got {loader!r}")
             rank = int(spec["first_rank"]) + int(getattr(self, "rank", 0))
-            if st["group"] is not None:
-                st["group"].close()
-                st["group"] = None
+            self.swerepair_leave()
             st["group"] = WeightSyncGroup(
                 str(spec["host"]),
                 int(spec["port"]),
@@ -184,8 +182,7 @@ class WeightSyncExtension:
         if receiver.failure is not None or receiver.version is None:
             # the group failed (or the update ended without its end marker): it cannot be used again
             why = receiver.failure or "the update ended without its end marker"
-            st["group"].close()
-            st["group"] = None
+            self.swerepair_leave()
             st["broken"] = f"receive failed part-way: {why}"
             return {"error": f"receive: {why}; join again", "version": st["version"]}
         if error is None and left:

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["EXTENSION", "TRAINING_FLAGS", "vllm_command", "vllm_server"]
+__all__ = ["EXTENSION", "TRAINING_FLAGS", "vllm_command", "vllm_environment", "vllm_server"]
 
 EXTENSION = "swerepair.agents.vllm_extension.WeightSyncExtension"
 
@@ -31,15 +31,23 @@ EXTENSION = "swerepair.agents.vllm_extension.WeightSyncExtension"
 TRAINING_FLAGS = ("--logprobs-mode", "processed_logprobs", "--generation-config", "vllm")
 
 
-def vllm_command(python: str, model_dir: str | Path, port: int, args: Sequence[str] = ()) -> list[str]:
-    """The command line of a vLLM server for `model_dir` on 127.0.0.1:`port` with the extension
+def vllm_command(
+    python: str, model_dir: str | Path, port: int, args: Sequence[str] = (), host: str = "127.0.0.1"
+) -> list[str]:
+    """The command line of a vLLM server for `model_dir` on `host`:`port` with the extension
     and `TRAINING_FLAGS` (a flag given in `args` wins)."""
     command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--worker-extension-cls", EXTENSION]
+    command += ["--host", host, "--port", str(port), "--worker-extension-cls", EXTENSION]
     for flag, value in zip(TRAINING_FLAGS[::2], TRAINING_FLAGS[1::2], strict=True):
         if flag not in args:
             command += [flag, value]
     return [*command, *args]
+
+
+def vllm_environment(**extra: str) -> dict[str, str]:
+    """This process's environment for a vLLM server, with its development endpoints enabled
+    (``VLLM_SERVER_DEV_MODE=1``: ``/collective_rpc`` and ``/reset_prefix_cache``) and `extra`."""
+    return {**os.environ, "VLLM_SERVER_DEV_MODE": "1", **extra}
 
 
 @contextlib.contextmanager
@@ -58,13 +66,7 @@ def vllm_server(
     from swerepair.trainers.weight_sync import free_port
 
     port = free_port()
-    environment = dict(
-        os.environ,
-        VLLM_SERVER_DEV_MODE="1",  # /collective_rpc and /reset_prefix_cache
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        VLLM_NO_USAGE_STATS="1",
-    )
+    environment = vllm_environment(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1")
     environment.update(env or {})
     command = vllm_command(python, model_dir, port, args)
     with open(log_path, "w") as log:

@@ -443,12 +443,16 @@ class _WeightPusher:
         for url, n in zip(self.urls, ranks, strict=True):
             self._ask_join(url, first, world)
             first += n
-        group = self._watching(
-            lambda: WeightSyncGroup(
-                self.host, self.port, 0, world, backend=self.backend, device=self.device, timeout_s=self.timeout_s
-            ),
-            "joining the weight-sync group",
-        )
+        try:
+            group = self._watching(
+                lambda: WeightSyncGroup(
+                    self.host, self.port, 0, world, backend=self.backend, device=self.device, timeout_s=self.timeout_s
+                ),
+                "joining the weight-sync group",
+            )
+        except BaseException:
+            self.close()  # forget the servers' pending joins; connect() again starts afresh
+            raise
         self.sender = WeightSender(group, self.bucket_bytes)
         self._joined()
 
@@ -568,6 +572,14 @@ class ServerWeightPusher(_WeightPusher):
                 time.sleep(0.002)
 
 
+def _worker_error(results: list[Any]) -> str | None:
+    """The first error among the answers of a server's workers to one ``collective_rpc``."""
+    for r in results:
+        if isinstance(r, dict) and r.get("error"):
+            return str(r["error"])
+    return None
+
+
 class VLLMWeightPusher(_WeightPusher):
     """The trainer's side of live weight updates to vLLM servers running the worker extension
     `swerepair.agents.vllm_extension.WeightSyncExtension` (started with ``--worker-extension-cls``
@@ -598,9 +610,8 @@ class VLLMWeightPusher(_WeightPusher):
                 continue
             if future.exception() is not None:
                 return f"{url}: {future.exception()}"
-            for r in future.result():
-                if isinstance(r, dict) and r.get("error"):
-                    return f"{url}: a worker failed: {r['error']}"
+            if (error := _worker_error(future.result())) is not None:
+                return f"{url}: a worker failed: {error}"
         return None
 
     def rpc(self, url: str, method: str, spec: dict[str, Any] | None = None, timeout: float | None = None) -> list[Any]:
@@ -634,9 +645,8 @@ class VLLMWeightPusher(_WeightPusher):
                 results = future.result(timeout=self.timeout_s + 60)
             except Exception as exc:
                 raise RuntimeError(f"{url}: {what} failed: {exc}") from exc
-            for r in results:
-                if isinstance(r, dict) and r.get("error"):
-                    raise RuntimeError(f"{url}: {what} failed in a worker: {r['error']}")
+            if (error := _worker_error(results)) is not None:
+                raise RuntimeError(f"{url}: {what} failed in a worker: {error}")
             out.append((url, results))
         return out
 
