@@ -85,6 +85,8 @@ class ExecResult:
         truncated: `output` holds only the first part of what the command wrote.
         duration_s: wall-clock seconds from start to the end of the process tree.
         output_bytes: how many bytes the command wrote in total (before any truncation).
+        killed_reason: why the sandbox killed the command before it ended by itself, other
+            than its timeout (a disk budget exceeded, say); ``None`` otherwise.
     """
 
     output: str
@@ -93,11 +95,12 @@ class ExecResult:
     truncated: bool = False
     duration_s: float = 0.0
     output_bytes: int = 0
+    killed_reason: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when the command exited 0 within its timeout."""
-        return self.exit_code == 0 and not self.timed_out
+        """True when the command exited 0 within its timeout and was not killed."""
+        return self.exit_code == 0 and not self.timed_out and self.killed_reason is None
 
 
 @runtime_checkable

@@ -374,9 +374,11 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
                 ep.failure = f"sandbox: {exc}"
                 exit_reason, terminated = "sandbox_error", False
         components: dict[str, float] = {}
+        verifier: dict[str, Any] = {}
         reward = 0.0
         if ep.failure is None:
             outcome = evaluate(self.reward_fn, patch, ep.task)
+            verifier = dict(outcome.details)
             if outcome.failed or outcome.value is None:
                 log.error("task %s: the reward could not be computed: %s", ep.task.instance_id, outcome.reason)
                 ep.failure = f"reward: {outcome.reason}"
@@ -390,6 +392,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         info = self._step_info(ep) | {
             "patch": patch,
             "reward_components": components,
+            "verifier": verifier,
             "exit_reason": exit_reason,
             "failed": failed,
             "failure": ep.failure,

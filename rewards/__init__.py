@@ -16,6 +16,7 @@ from swerepair.rewards.outcome import EvaluatingReward, RewardOutcome, VerifierE
 from swerepair.rewards.patch import FilePatch, Hunk, is_test_path, normalize_file, parse_patch
 from swerepair.rewards.similarity import (
     RewardFn,
+    context_similarity,
     file_targeting,
     functional_similarity,
     patch_similarity,
@@ -39,6 +40,7 @@ __all__ = [
     "TestsPass",
     "VerifierError",
     "as_trl_reward",
+    "context_similarity",
     "evaluate",
     "extract_patch",
     "file_targeting",
@@ -64,6 +66,7 @@ REWARDS: Mapping[str, RewardFn] = MappingProxyType(
         "testing_alignment": testing_alignment,
         "patch_similarity": patch_similarity,
         "swe_rl_similarity": swe_rl_similarity,
+        "context_similarity": context_similarity,
         "is_valid_patch": is_valid_patch,
     }
 )

@@ -52,18 +52,20 @@ class Rubric(_Combinator):
 
     def evaluate(self, patch: str, task: Any) -> RewardOutcome:
         components: dict[str, float] = {}
+        details: dict[str, Any] = {}
         total = weights = 0.0
         for part, (reward, weight) in self.parts.items():
             out = evaluate(reward, patch, task)
+            details.update(out.details)
             if out.failed or out.value is None:
-                return RewardOutcome.failure(f"{part}: {out.reason}", components)
+                return RewardOutcome.failure(f"{part}: {out.reason}", components, details)
             components[part] = out.value
             for sub, value in out.components.items():
                 if sub != reward_name(reward) and sub != part:
                     components.setdefault(f"{part}/{sub}", value)
             total += weight * out.value
             weights += weight
-        return RewardOutcome(min(1.0, max(0.0, total / weights)), components)
+        return RewardOutcome(min(1.0, max(0.0, total / weights)), components, details=details)
 
 
 def weighted_sum(weights: Mapping[str, float], rewards: Mapping[str, Reward] | None = None) -> Rubric:
@@ -109,5 +111,5 @@ class Gate(_Combinator):
             return RewardOutcome(0.0, components | {reward_name(self.reward): 0.0})
         out = evaluate(self.reward, patch, task)
         if out.failed or out.value is None:
-            return RewardOutcome.failure(f"gated reward: {out.reason}", components)
-        return RewardOutcome(out.value, components | dict(out.components))
+            return RewardOutcome.failure(f"gated reward: {out.reason}", components, out.details)
+        return RewardOutcome(out.value, components | dict(out.components), details=out.details)

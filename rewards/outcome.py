@@ -38,17 +38,23 @@ class RewardOutcome:
             tests passed, ...), each in [0, 1].
         failed: the verifier broke; the episode must be dropped, not scored.
         reason: why it failed, for logs.
+        details: what a verifier wants a reader to know about how it decided (the files it
+            dropped from the patch, tampering it flagged, why a run scored 0); the env puts
+            them in ``info["verifier"]``. JSON-serialisable.
     """
 
     value: float | None
     components: Mapping[str, float] = field(default_factory=dict)
     failed: bool = False
     reason: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def failure(cls, reason: str, components: Mapping[str, float] | None = None) -> RewardOutcome:
+    def failure(
+        cls, reason: str, components: Mapping[str, float] | None = None, details: Mapping[str, Any] | None = None
+    ) -> RewardOutcome:
         """An outcome that says the verifier broke."""
-        return cls(value=None, components=dict(components or {}), failed=True, reason=reason)
+        return cls(value=None, components=dict(components or {}), failed=True, reason=reason, details=dict(details or {}))
 
 
 @runtime_checkable

@@ -4,13 +4,50 @@ Every reward here is pure, deterministic and total: any text in, a float in [0, 
 an exception. Each is called as ``reward(patch, task)`` where `task` is any object (or dict)
 with the SWE-bench fields ``patch`` and ``test_patch``.
 
-Similarities are exact LCS-based ratios: rapidfuzz's normalised Indel similarity,
-``1 - indel_distance(a, b) / (len(a) + len(b)) = 2 * LCS(a, b) / (len(a) + len(b))``, computed
-bit-parallel in C. ``difflib.SequenceMatcher.ratio()`` has the same form but finds its common
-subsequence greedily (longest block first, Ratcliff/Obershelp), so it is only a lower bound,
-even with ``autojunk=False`` (``"cbc"`` vs ``"bac"``: difflib 0.33, exact 0.67); with its default
-``autojunk=True`` it also treats frequent characters of long strings as junk and under-scores
-long patches badly. Neither is used.
+**The change, not the context.** `functional_similarity`, `testing_alignment` and
+`per_file_similarity` compare what the two patches *change*, and use the unchanged context
+lines only to line the two changes up. Both patches are diffs against the same base, so for
+each file both touch:
+
+1. every hunk of either patch knows some old lines of the base by number (its context ``' '``
+   and removed ``'-'`` lines, counted from ``Hunk.old_start``), and covers the half-open span
+   of old lines it replaces (a pure insertion: the empty span at its insertion point);
+2. the spans of both patches' hunks that overlap or touch merge into regions;
+3. for each region r: ``O_r`` is its old text, ``A_r`` the region after the agent's hunks,
+   ``G_r`` after the gold's; every line is whitespace-normalised (runs collapsed, stripped,
+   blank lines dropped, comments too with ``strip_comments=True``), lines joined by ``"\\n"``;
+4. the file scores ``max(0, 1 - Σ_r d(A_r, G_r) / Σ_r d(O_r, G_r))``, d being the exact
+   LCS-based insert/delete (Indel) distance: the fraction of the gold's edit that the agent's
+   edit closes. Where the gold changes nothing after normalisation (``Σ d(O_r, G_r) == 0``) it
+   is 1 if every ``A_r == G_r`` and 0 otherwise.
+
+So the gold scores exactly 1; an edit that changes nothing after normalisation, re-spaces the
+buggy line, adds a comment or edits the wrong line scores 0; an edit that closes half the
+distance to the gold scores about 0.5; and an extra edit costs as much as a missed one
+(``d(A, G)`` counts both). New and deleted files fall out of the same formula (``O`` or ``G``
+is empty). A rename, a mode change, a binary change and the creation or deletion of an empty
+file count as atomic items that the agent's file either has or has not. A file only one side
+touches scores 0; the reward is the mean over the union of files, in path order.
+
+Inconsistent input never raises. Where both patches state an old line, the gold's wins. An
+agent hunk whose old lines contradict the gold's at its stated position is moved to the
+offset where its old lines agree best with the gold's (hand-written diffs often carry wrong
+line numbers; ``git apply`` finds such hunks by their context too), and stays if none agrees
+better. Hunks of one patch that overlap are applied in order of position: each puts its new
+lines in, so none is lost and none is free.
+
+`context_similarity` keeps the earlier score, the thesis form: the LCS ratio of each file's
+whole normalised change text (`normalize_file`, context included). Unchanged context there
+dominates, so a no-op edit near the bug scores high; `swe_rl_similarity` (one ratio over the
+whole patch, as SWE-RL publishes it) shares that weakness.
+
+Ratios and distances are exact LCS-based ones, computed bit-parallel in C by rapidfuzz:
+``Indel.distance(a, b) = len(a) + len(b) - 2 * LCS(a, b)`` and the ratio
+``1 - distance / (len(a) + len(b))``. ``difflib.SequenceMatcher.ratio()`` has the same form
+but finds its common subsequence greedily (longest block first, Ratcliff/Obershelp), so it is
+only a lower bound, even with ``autojunk=False`` (``"cbc"`` vs ``"bac"``: difflib 0.33, exact
+0.67); with its default ``autojunk=True`` it also treats frequent characters of long strings
+as junk and under-scores long patches badly. Neither is used.
 
 **Sides.** The fix side and the test side of a patch are decided with the task's gold: a file
 is on the test side if the gold ``test_patch`` touches it, or if its path looks like a test
@@ -21,15 +58,18 @@ fix side. So a fix inside ``sympy/testing/`` is a fix, a fixture the test patch 
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from rapidfuzz.distance import Indel
 
-from swerepair.rewards.patch import FilePatch, is_test_path, normalize_file, parse_patch
+from swerepair.rewards.patch import _COMMENT, FilePatch, is_test_path, normalize_file, parse_patch
 
 __all__ = [
     "RewardFn",
+    "context_similarity",
     "file_targeting",
     "functional_similarity",
     "patch_similarity",
@@ -40,6 +80,14 @@ __all__ = [
 
 #: A reward: ``(patch, task) -> float in [0, 1]``.
 RewardFn = Callable[[str, Any], float]
+
+#: One hunk, normalised: ``(first old line number, old lines, new lines)``.
+_Edit = tuple[int, tuple[str, ...], tuple[str, ...]]
+
+#: Realigning a hunk: old-line texts found more often than this in the gold vote for no offset
+#: (blank lines, ``)``, ``else:``), and at most this many of the best-voted offsets are tried.
+_MAX_VOTES_PER_LINE = 32
+_MAX_OFFSETS_TRIED = 16
 
 
 def _field(task: Any, name: str) -> str:
@@ -73,6 +121,185 @@ def _split(
     return fix_side, test_side
 
 
+# --------------------------------------------------------------------------- the change measure
+
+
+def _norm(text: str, strip_comments: bool) -> str:
+    """One line as compared: whitespace runs collapsed, stripped, maybe without its comment."""
+    if strip_comments:
+        text = _COMMENT.sub("", text)
+    return " ".join(text.split())
+
+
+def _edits(fp: FilePatch, strip_comments: bool) -> list[_Edit]:
+    """The file's hunks as normalised edits; a hunk without old lines starts after `old_start`."""
+    out: list[_Edit] = []
+    for hunk in fp.hunks:
+        old: list[str] = []
+        new: list[str] = []
+        for line in hunk.lines:
+            tag = line[:1]
+            if tag == "\\":
+                continue
+            text = _norm(line[1:], strip_comments)
+            if tag != "+":
+                old.append(text)
+            if tag != "-":
+                new.append(text)
+        out.append((hunk.old_start if old else hunk.old_start + 1, tuple(old), tuple(new)))
+    return out
+
+
+def _learn(known: dict[int, str], edits: list[_Edit]) -> None:
+    """Record the old lines `edits` state, by line number; a line already known keeps its text."""
+    for start, old, _ in edits:
+        for j, text in enumerate(old):
+            known.setdefault(start + j, text)
+
+
+def _fit(start: int, old: tuple[str, ...], known: dict[int, str]) -> int:
+    """Old lines placed at `start` that agree with `known`, minus those that contradict it."""
+    fit = 0
+    for j, text in enumerate(old):
+        ref = known.get(start + j)
+        if ref is not None:
+            fit += 1 if ref == text else -1
+    return fit
+
+
+def _contradicts(edit: _Edit, known: dict[int, str]) -> bool:
+    start, old, _ = edit
+    return any(known.get(start + j, text) != text for j, text in enumerate(old))
+
+
+def _positions(known: dict[int, str]) -> dict[str, list[int]]:
+    """Line numbers of each non-blank known text."""
+    index: dict[str, list[int]] = {}
+    for pos, text in known.items():
+        if text:
+            index.setdefault(text, []).append(pos)
+    return index
+
+
+def _realign(edit: _Edit, known: dict[int, str], index: dict[str, list[int]]) -> _Edit:
+    """`edit` moved to where its old lines fit the gold's best, if that beats where it says it is."""
+    start, old, new = edit
+    votes: Counter[int] = Counter()
+    for j, text in enumerate(old):
+        found = index.get(text, ())
+        if len(found) <= _MAX_VOTES_PER_LINE:
+            votes.update(pos - j for pos in found)
+    best, best_key = start, (_fit(start, old, known), 0, -start)
+    tried = sorted(votes.items(), key=lambda kv: (-kv[1], abs(kv[0] - start), kv[0]))[:_MAX_OFFSETS_TRIED]
+    for cand, _ in tried:
+        key = (_fit(cand, old, known), -abs(cand - start), -cand)
+        if key > best_key:
+            best, best_key = cand, key
+    return (best, old, new)
+
+
+def _aligned(agent: list[_Edit], gold_known: dict[int, str]) -> list[_Edit]:
+    """The agent's edits, each that contradicts the gold's old lines realigned (`_realign`)."""
+    index: dict[str, list[int]] | None = None
+    out: list[_Edit] = []
+    for edit in agent:
+        if _contradicts(edit, gold_known):
+            index = _positions(gold_known) if index is None else index
+            edit = _realign(edit, gold_known, index)
+        out.append(edit)
+    return out
+
+
+def _regions(edits: list[_Edit]) -> list[list[int]]:
+    """``[start, end)`` of the merged old-line spans of `edits` (sorted by span)."""
+    regions: list[list[int]] = []
+    for start, old, _ in edits:
+        end = start + len(old)
+        if regions and start <= regions[-1][1]:
+            regions[-1][1] = max(regions[-1][1], end)
+        else:
+            regions.append([start, end])
+    return regions
+
+
+def _apply(start: int, end: int, edits: list[_Edit], known: dict[int, str]) -> str:
+    """The text of old lines ``[start, end)`` after `edits` (sorted, inside the span); edits
+    that overlap an earlier one put their new lines in where the earlier one ended."""
+    out: list[str] = []
+    pos = start
+    for first, old, new in edits:
+        if first > pos:
+            out += [known.get(p, "") for p in range(pos, first)]
+            pos = first
+        out += new
+        pos = max(pos, first + len(old))
+    out += [known.get(p, "") for p in range(pos, end)]
+    return "\n".join(line for line in out if line)
+
+
+def _by_region(edits: list[_Edit], starts: list[int]) -> list[list[_Edit]]:
+    groups: list[list[_Edit]] = [[] for _ in starts]
+    for edit in edits:
+        groups[bisect_right(starts, edit[0]) - 1].append(edit)
+    return groups
+
+
+def _meta(fp: FilePatch) -> set[str]:
+    """What a file's change holds besides its text lines, as atomic items."""
+    items = set()
+    if fp.status == "renamed":
+        items.add(f"rename {fp.old_path} -> {fp.new_path}")
+    if fp.binary:
+        items.add(f"binary {fp.status}")
+    if fp.old_mode and fp.new_mode and fp.old_mode != fp.new_mode:
+        items.add(f"mode {fp.old_mode} -> {fp.new_mode}")
+    if not fp.hunks and fp.status in ("added", "deleted"):
+        items.add(fp.status)
+    return items
+
+
+def _change_score(mine: FilePatch, ref: FilePatch, strip_comments: bool) -> float:
+    """The fraction of the gold's change to one file that the agent's change closes."""
+    mine_meta, ref_meta = _meta(mine), _meta(ref)
+    missed = sum(len(item) for item in mine_meta ^ ref_meta)  # d(A, G), summed below
+    wanted = sum(len(item) for item in ref_meta)  # d(O, G), summed below
+    gold = sorted(_edits(ref, strip_comments), key=_span)
+    known: dict[int, str] = {}
+    _learn(known, gold)
+    agent = sorted(_aligned(_edits(mine, strip_comments), known), key=_span)
+    _learn(known, agent)
+    regions = _regions(sorted(gold + agent, key=_span))
+    starts = [start for start, _ in regions]
+    for (start, end), g_edits, a_edits in zip(
+        regions, _by_region(gold, starts), _by_region(agent, starts), strict=True
+    ):
+        o = _apply(start, end, [], known)
+        g = _apply(start, end, g_edits, known) if g_edits else o
+        a = _apply(start, end, a_edits, known) if a_edits else o
+        if g != o:
+            wanted += Indel.distance(o, g)
+        if a != g:
+            missed += Indel.distance(a, g)
+    if wanted == 0:
+        return 1.0 if missed == 0 else 0.0
+    return max(0.0, 1.0 - missed / wanted)
+
+
+def _span(edit: _Edit) -> tuple[int, int]:
+    return edit[0], edit[0] + len(edit[1])
+
+
+def _mean_change_score(mine: dict[str, FilePatch], ref: dict[str, FilePatch], strip_comments: bool) -> float:
+    union = sorted(set(mine) | set(ref))  # sorted: the float sum must not depend on set order
+    if not union:
+        return 1.0
+    total = 0.0
+    for path in union:
+        if path in mine and path in ref:
+            total += _change_score(mine[path], ref[path], strip_comments)
+    return total / len(union)
+
+
 def _mean_file_ratio(mine: dict[str, FilePatch], ref: dict[str, FilePatch], strip_comments: bool) -> float:
     union = sorted(set(mine) | set(ref))  # sorted: the float sum must not depend on set order
     if not union:
@@ -86,27 +313,65 @@ def _mean_file_ratio(mine: dict[str, FilePatch], ref: dict[str, FilePatch], stri
     return total / len(union)
 
 
+# --------------------------------------------------------------------------- the rewards
+
+
 def per_file_similarity(patch: str, gold: str, *, tests: bool | None = None, strip_comments: bool = False) -> float:
-    """Mean, over the union of files either patch touches, of the LCS ratio of each file's
-    normalised change; a file only one side touched scores 0. `tests` restricts both patches
-    to test files (True) or non-test files (False). Two patches with no files score 1.
+    """Mean, over the union of files either patch touches, of the fraction of `gold`'s change
+    to each file that `patch`'s change closes (see the module docstring); a file only one side
+    touched scores 0. `tests` restricts both patches to test files (True) or non-test files
+    (False). Two patches with no files score 1. Not symmetric: `gold` is the yardstick.
 
     >>> x, y = "--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n-a\\n+b\\n", "--- a/y\\n+++ b/y\\n@@ -1 +1 @@\\n-a\\n+b\\n"
     >>> per_file_similarity(x, y), per_file_similarity(x, x)
     (0.0, 1.0)
+    >>> gold = "--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n-total = a\\n+total = a + b\\n"
+    >>> per_file_similarity(gold.replace("a + b", "a +"), gold), per_file_similarity(gold, gold.replace("a + b", "a +"))
+    (0.5, 0.0)
     """
-    return _mean_file_ratio(_files(patch, tests), _files(gold, tests), strip_comments)
+    return _mean_change_score(_files(patch, tests), _files(gold, tests), strip_comments)
 
 
 def functional_similarity(patch: str, task: Any, *, strip_comments: bool = False) -> float:
-    """R_functional: per-file similarity of the non-test changes to the gold ``task.patch``.
+    """R_functional: how much of the gold ``task.patch``'s change the non-test changes make.
 
-    The default reward of SweRepair-v0: the gold patch scores exactly 1, an empty patch 0
-    (against a non-empty gold), and edits to test files neither help nor hurt.
+    Per file, the fraction of the gold's edit that the agent's edit closes, context used only
+    to line the two up (see the module docstring); the mean over the files either side
+    touches. The default reward of SweRepair-v0: the gold patch scores exactly 1, an empty
+    patch 0 (against a non-empty gold), edits to test files neither help nor hurt, and an edit
+    that changes nothing that matters (whitespace, a comment, the wrong line) earns nothing.
 
-    >>> class T: patch = "--- a/m.py\\n+++ b/m.py\\n@@ -1 +1 @@\\n-x = 1\\n+x = 2\\n"
-    >>> functional_similarity(T.patch, T()), functional_similarity("", T())
+    >>> def fix(line):  # a patch that rewrites line 2 of m.py
+    ...     head = "--- a/m.py\\n+++ b/m.py\\n@@ -1,3 +1,3 @@\\n def f(a, b):\\n-    if a < b:\\n"
+    ...     return head + f"+{line}\\n     return a\\n"
+    >>> task = {"patch": fix("    if a <= b:")}
+    >>> functional_similarity(fix("    if a <= b:"), task), functional_similarity("", task)
     (1.0, 0.0)
+    >>> functional_similarity(fix("    if  (a < b):"), task), functional_similarity(fix("    if a > b:"), task)
+    (0.0, 0.0)
+    >>> context_similarity(fix("    if  (a < b):"), task) > 0.9  # the thesis form pays for the context
+    True
+    """
+    if not isinstance(patch, str):
+        return 0.0
+    fix, tests = _gold(task)
+    return _mean_change_score(_split(patch, fix, tests)[0], fix, strip_comments)
+
+
+def context_similarity(patch: str, task: Any, *, strip_comments: bool = False) -> float:
+    """The thesis form of R_functional: per-file LCS ratio of the whole normalised change text
+    (`normalize_file`: context lines included, line numbers dropped) of the non-test changes
+    against the gold ``task.patch``; the mean over the files either side touches.
+
+    Kept for comparison with published numbers. Not for training: unchanged context lines
+    count as matches, so an edit that changes nothing that matters, next to the bug, scores
+    high (the no-op edit below: 0.97) and a policy learns to make one.
+
+    >>> task = {"patch": "--- a/m.py\\n+++ b/m.py\\n@@ -1,2 +1,2 @@\\n def f(a, b):\\n-    return a\\n+    return b\\n"}
+    >>> context_similarity(task["patch"], task), context_similarity("", task)
+    (1.0, 0.0)
+    >>> round(context_similarity(task["patch"].replace("+    return b", "+    return  a"), task), 2)
+    0.97
     """
     if not isinstance(patch, str):
         return 0.0
@@ -115,9 +380,11 @@ def functional_similarity(patch: str, task: Any, *, strip_comments: bool = False
 
 
 def testing_alignment(patch: str, task: Any, *, strip_comments: bool = False) -> float:
-    """R_testing: per-file similarity of the agent's test changes to the gold ``task.test_patch``.
+    """R_testing: how much of the gold ``task.test_patch``'s change the agent's test changes
+    make, measured as `functional_similarity` measures the fix.
 
-    Not symmetric in general: which side counts is decided by the gold patch.
+    Not symmetric in general: which side counts is decided by the gold patch. A test added at
+    another place in the file than the gold's is a different change, and scores 0.
 
     >>> class T: test_patch = "--- a/tests/test_m.py\\n+++ b/tests/test_m.py\\n@@ -1 +1,2 @@\\n x\\n+y\\n"
     >>> testing_alignment(T.test_patch, T()), testing_alignment("", T())
@@ -126,7 +393,7 @@ def testing_alignment(patch: str, task: Any, *, strip_comments: bool = False) ->
     if not isinstance(patch, str):
         return 0.0
     fix, tests = _gold(task)
-    return _mean_file_ratio(_split(patch, fix, tests)[1], tests, strip_comments)
+    return _mean_change_score(_split(patch, fix, tests)[1], tests, strip_comments)
 
 
 def file_targeting(patch: str, task: Any) -> float:
@@ -185,7 +452,11 @@ def patch_similarity(
 
 def swe_rl_similarity(patch: str, task: Any, *, unparseable: float = 0.0) -> float:
     """A single score in the style of SWE-RL: the LCS ratio of the whole normalised non-test
-    patch (files in path order) against the gold ``task.patch``.
+    patch (files in path order) against the gold ``task.patch``, as published.
+
+    Like `context_similarity` it also rewards context: the unchanged lines around a change are
+    part of both texts and count as matches, so an edit that changes nothing that matters,
+    next to the bug, scores high (below: re-spacing the line the gold fixes, 0.95).
 
     `unparseable` is what a non-empty patch that holds no recognisable file change scores
     (SWE-RL gives a format penalty; rewards here stay in [0, 1], so it is clamped to it).
@@ -193,6 +464,8 @@ def swe_rl_similarity(patch: str, task: Any, *, unparseable: float = 0.0) -> flo
     >>> class T: patch = "--- a/m.py\\n+++ b/m.py\\n@@ -1 +1 @@\\n-x = 1\\n+x = 2\\n"
     >>> swe_rl_similarity(T.patch, T()), swe_rl_similarity("garbage", T(), unparseable=0.1)
     (1.0, 0.1)
+    >>> round(swe_rl_similarity(T.patch.replace("+x = 2", "+x  =  1"), T()), 2)
+    0.95
     """
     if not isinstance(patch, str):
         return 0.0

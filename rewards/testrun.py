@@ -43,37 +43,37 @@ class TestRun:
     """The outcome of running some tests.
 
     Attributes:
-        verdicts: test id -> PASSED / FAILED / ERROR / XFAIL / XPASS / MISSING (not reported).
+        verdicts: test id -> PASSED / FAILED / ERROR / SKIPPED / XFAIL / XPASS / MISSING.
         result: the raw command result (output, exit code, timeout).
+        started: the test runner started (the interpreter and pytest work in the sandbox).
+        finished: pytest returned normally.
     """
 
     __test__ = False  # not a pytest test class
 
     verdicts: Mapping[str, str]
     result: ExecResult
+    started: bool = True
+    finished: bool = True
 
     def passed(self, test_id: str) -> bool:
-        """True if the test passed (XFAIL counts as passing, as in SWE-bench)."""
+        """True if the test passed (XFAIL counts here; `TestsPass` is stricter)."""
         return self.verdicts.get(test_id) in ("PASSED", "XFAIL")
 
     @property
     def infrastructure_failure(self) -> bool:
         """The run says nothing about the tests: it timed out, or pytest never ran."""
-        if self.result.timed_out:
-            return True
-        no_verdicts = not any(v != "MISSING" for v in self.verdicts.values())
-        # pytest exit 3: internal error; 126/127: the interpreter cannot run. Exit 2
-        # (collection errors) and 4 (a test file the patch deleted) are the patch's doing.
-        return no_verdicts and self.result.exit_code in (3, 126, 127)
+        return self.result.timed_out or not self.started
 
 
 def run_tests(sandbox: Sandbox, test_ids: Sequence[str], timeout: float) -> TestRun:
-    """Run `test_ids` with pytest in `sandbox` and collect a verdict for each."""
-    cmd = f"{PYTEST_COMMAND} {' '.join(shlex.quote(t) for t in test_ids)}"
-    result = sandbox.run(cmd, timeout)
-    reported = parse_pytest_report(result.output)
-    verdicts = {t: reported.get(t, "MISSING") for t in test_ids}
-    return TestRun(verdicts=verdicts, result=result)
+    """Run `test_ids` with the trusted runner (`swerepair.rewards.verifier.runner`) in
+    `sandbox` and collect a verdict for each."""
+    from swerepair.rewards.verifier.runner import run_trusted
+
+    report = run_trusted(sandbox, test_ids, timeout)
+    verdicts = {t: report.verdict(t) for t in test_ids}
+    return TestRun(verdicts=verdicts, result=report.result, started=report.started, finished=report.finished)
 
 
 def apply_patch_in(sandbox: Sandbox, patch: str, timeout: float = 60.0) -> ExecResult:

@@ -1,36 +1,56 @@
 """Test-execution rewards: does the patch make the failing tests pass without breaking others?
 
-`TestsPass` runs in a **separate verifier sandbox**: a fresh workspace at the task's base
-commit, made by the sandbox factory it is handed (never the agent's live workspace, which the
-agent may have left in any state). There it applies the agent's patch, then the task's
-``test_patch``, then runs ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` with pytest under a timeout.
+`TestsPass` grades **the fix, not the test run** (the policy is stated in full in
+docs/security.md). In a fresh verifier sandbox at the task's base commit:
 
-- value: **resolved**, 1 if every FAIL_TO_PASS and PASS_TO_PASS test passes, else 0;
+1. the agent's patch goes through `swerepair.rewards.verifier.policy`: only changes to
+   non-test source files are applied; test files are reset to base + ``test_patch``; test
+   infrastructure (conftests, pytest settings, ``.pth``, ``*customize``), shadowing modules,
+   symlinks and binary changes are dropped; added code that reaches into the test runner is
+   flagged and scores 0;
+2. the kept changes are applied, then the task's ``test_patch``;
+3. ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` run under the trusted runner
+   (`swerepair.rewards.verifier.runner`): pytest imported before the repository, the
+   repository last on ``sys.path``, verdicts on a nonce-tagged channel, sentinel tests and
+   integrity checks of pytest's reporting machinery.
+
+Scores:
+- value: **resolved**, 1 if every FAIL_TO_PASS and PASS_TO_PASS test passed, else 0. XFAIL
+  counts as a pass only for a test whose verdict is XFAIL with the gold patch too (the gold
+  run happens only when an XFAIL is seen, once per task);
 - components: ``resolved``, ``tests_passed_fraction`` (over both lists),
-  ``fail_to_pass_fraction``, ``pass_to_pass_fraction``, ``patch_applies``;
-- failure (dropped, never 0): the verifier sandbox cannot be made, the test run times out as a
-  whole, or pytest cannot run at all (interpreter missing, internal error).
+  ``fail_to_pass_fraction``, ``pass_to_pass_fraction``, ``patch_applies``, ``tampered``;
+- details (``info["verifier"]``): files dropped and why, flags, runner problems, why a run
+  scored 0.
 
-What is the agent's fault and scores 0: a patch that does not apply, a patch that makes the
-test patch conflict, a patch that breaks collection (syntax errors, deleted test files).
-
-The timeout is a trade-off: a patch that makes a test hang also times the run out, and is
-dropped rather than punished. Keep the timeout generous relative to the suite's normal run.
+Whose fault: a patch that does not apply, conflicts with the test patch, breaks collection,
+**crashes the test process, exits it early or makes it hang** scores 0, but only once a
+*control run* (base + test patch, no agent change; once per task) has finished cleanly under
+the same timeout. If the control run fails too, the verifier is broken and the outcome is a
+failure (dropped by trainers, never a 0). A run that never started (the interpreter or pytest
+cannot run) and a sandbox that cannot be made are failures.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from swerepair.core import Sandbox, SandboxError
 from swerepair.rewards.outcome import RewardOutcome, VerifierError
 from swerepair.rewards.patch import parse_patch
-from swerepair.rewards.testrun import apply_patch_in, run_tests
+from swerepair.rewards.testrun import apply_patch_in
+from swerepair.rewards.verifier.policy import filter_patch
+from swerepair.rewards.verifier.runner import RunnerReport, run_trusted
 
 __all__ = ["PatchApplies", "TestsPass", "is_valid_patch"]
 
 SandboxFactory = Callable[[Any], Sandbox]
+
+#: pytest exit statuses that say the session itself broke (internal error, usage error).
+_BROKEN_SESSION = (3, 4)
 
 
 def is_valid_patch(patch: str, task: Any = None) -> float:
@@ -40,6 +60,10 @@ def is_valid_patch(patch: str, task: Any = None) -> float:
     (1.0, 0.0)
     """
     return 1.0 if isinstance(patch, str) and parse_patch(patch) else 0.0
+
+
+def _field(task: Any, name: str) -> Any:
+    return task.get(name) if isinstance(task, dict) else getattr(task, name, None)
 
 
 class _SandboxReward:
@@ -89,47 +113,149 @@ class PatchApplies(_SandboxReward):
         return RewardOutcome(applies, {"patch_applies": applies})
 
 
+def _run_summary(report: RunnerReport) -> str:
+    r = report.result
+    if r.timed_out:
+        return "timed out"
+    if r.killed_reason:
+        return f"was killed: {r.killed_reason}"
+    if report.aborted:
+        return f"aborted: {report.aborted}"
+    if not report.finished:
+        return f"ended before pytest returned (exit {r.exit_code}): {r.output.strip()[-300:]}"
+    return f"pytest exited {report.exit_code}"
+
+
 class TestsPass(_SandboxReward):
     """Resolved (1/0) by running the task's tests on the patched code (see the module docstring).
 
     Args:
         sandbox_factory: makes a fresh sandbox for a task (the env passes its own).
-        timeout: seconds for the whole test run; past it the outcome is a failure.
+        timeout: seconds for one test run; a patched run past it scores 0 if the control run
+            finished within it, else the outcome is a failure.
     """
 
     __test__ = False  # not a pytest test class
     name = "tests_pass"
 
+    def __init__(self, sandbox_factory: SandboxFactory, timeout: float = 300.0) -> None:
+        super().__init__(sandbox_factory, timeout)
+        self._reference: OrderedDict[tuple[str, str], RunnerReport | SandboxError] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- reference runs (control: base + test patch; gold: + gold patch), once per task ------
+    def _reference_run(self, task: Any, which: str) -> RunnerReport | None:
+        key = (str(_field(task, "instance_id")), which)
+        with self._lock:
+            cached = self._reference.get(key)
+        if cached is None:
+            try:
+                sandbox = self.sandbox_factory(task)
+                try:
+                    patches = [_field(task, "patch") or ""] if which == "gold" else []
+                    for p in [*patches, _field(task, "test_patch") or ""]:
+                        if not apply_patch_in(sandbox, p, self.timeout).ok:
+                            raise SandboxError(f"the {which} run's patches do not apply")
+                    cached = run_trusted(sandbox, self._tests(task), self.timeout)
+                finally:
+                    sandbox.close()
+            except SandboxError as exc:
+                cached = exc
+            with self._lock:
+                self._reference[key] = cached
+                while len(self._reference) > 512:
+                    self._reference.popitem(last=False)
+        return None if isinstance(cached, SandboxError) else cached
+
+    @staticmethod
+    def _tests(task: Any) -> list[str]:
+        return [*(_field(task, "FAIL_TO_PASS") or ()), *(_field(task, "PASS_TO_PASS") or ())]
+
+    def _control_is_clean(self, task: Any) -> bool:
+        control = self._reference_run(task, "control")
+        return bool(
+            control is not None
+            and control.finished
+            and not control.problems
+            and control.exit_code not in _BROKEN_SESSION
+        )
+
+    # -- the evaluation -------------------------------------------------------------------
     def _evaluate_in(self, sandbox: Sandbox, patch: str, task: Any) -> RewardOutcome:
-        f2p = tuple(getattr(task, "FAIL_TO_PASS", ()) or ())
-        p2p = tuple(getattr(task, "PASS_TO_PASS", ()) or ())
+        f2p = tuple(_field(task, "FAIL_TO_PASS") or ())
+        p2p = tuple(_field(task, "PASS_TO_PASS") or ())
         zero = {
             "resolved": 0.0,
             "tests_passed_fraction": 0.0,
             "fail_to_pass_fraction": 0.0,
             "pass_to_pass_fraction": 0.0,
+            "tampered": 0.0,
         }
-        if patch.strip() and not apply_patch_in(sandbox, patch, self.timeout).ok:
-            return RewardOutcome(0.0, zero | {"patch_applies": 0.0})
-        applies = {"patch_applies": 1.0 if patch.strip() else 0.0}
-        if not apply_patch_in(sandbox, getattr(task, "test_patch", "") or "", self.timeout).ok:
-            return RewardOutcome(0.0, zero | applies)  # the patch conflicts with the test patch
         if not f2p and not p2p:
             return RewardOutcome.failure("the task lists no tests (FAIL_TO_PASS and PASS_TO_PASS are empty)")
-        run = run_tests(sandbox, [*f2p, *p2p], self.timeout)
-        if run.infrastructure_failure:
-            why = "timed out" if run.result.timed_out else f"could not run (exit {run.result.exit_code})"
-            return RewardOutcome.failure(f"test run {why}: {run.result.output.strip()[-500:]}", applies)
-        f2p_ok = sum(run.passed(t) for t in f2p)
-        p2p_ok = sum(run.passed(t) for t in p2p)
+        kept = filter_patch(patch, _field(task, "test_patch") or "", _field(task, "patch") or "", [*f2p, *p2p])
+        details: dict[str, Any] = {
+            "applied_files": list(kept.applied),
+            "dropped_files": [{"path": p, "why": why} for p, why in kept.dropped],
+        }
+        applies = {"patch_applies": 1.0 if kept.patch.strip() else 0.0}
+        if kept.flags:
+            details["flags"] = [{"path": p, "what": what} for p, what in kept.flags]
+            details["zero_because"] = "added code reaches into the test runner"
+            return RewardOutcome(0.0, zero | applies | {"tampered": 1.0}, details=details)
+        if kept.patch.strip() and not apply_patch_in(sandbox, kept.patch, self.timeout).ok:
+            details["zero_because"] = "the patch does not apply"
+            return RewardOutcome(0.0, zero | {"patch_applies": 0.0}, details=details)
+        if not apply_patch_in(sandbox, _field(task, "test_patch") or "", self.timeout).ok:
+            details["zero_because"] = "the patch conflicts with the test patch"
+            return RewardOutcome(0.0, zero | applies, details=details)
+        report = run_trusted(sandbox, [*f2p, *p2p], self.timeout)
+        if not report.started and not report.result.timed_out:
+            return RewardOutcome.failure(
+                f"the test runner could not start (exit {report.result.exit_code}): "
+                f"{report.result.output.strip()[-500:]}",
+                applies,
+                details,
+            )
+        broken = not report.finished or report.exit_code in _BROKEN_SESSION
+        if broken:
+            summary = _run_summary(report)
+            if not self._control_is_clean(task):
+                return RewardOutcome.failure(
+                    f"the test run {summary}, and so did the control run without the patch", applies, details
+                )
+            details["zero_because"] = f"the patched test run {summary}; without the patch it finishes"
+            return RewardOutcome(0.0, zero | applies, details=details)
+        plugins = sorted(set(report.plugins) & set(kept.applied))
+        if report.problems or plugins:
+            details["runner_problems"] = list(report.problems) + [f"{p} registered as a pytest plugin" for p in plugins]
+            details["zero_because"] = "the test run was tampered with"
+            return RewardOutcome(0.0, zero | applies | {"tampered": 1.0}, details=details)
+        gold: RunnerReport | None = None
+        if any(report.verdict(t) == "XFAIL" for t in (*f2p, *p2p)):
+            gold = self._reference_run(task, "gold")
+
+        def passed(test_id: str) -> bool:
+            verdict = report.verdict(test_id)
+            if verdict == "XFAIL":
+                return gold is not None and gold.verdict(test_id) == "XFAIL"
+            return verdict == "PASSED"
+
+        f2p_ok = sum(passed(t) for t in f2p)
+        p2p_ok = sum(passed(t) for t in p2p)
         resolved = float(f2p_ok == len(f2p) and p2p_ok == len(p2p))
+        if not resolved:
+            failing = [t for t in (*f2p, *p2p) if not passed(t)]
+            details["not_passing"] = {t: report.verdict(t) for t in failing[:20]}
         return RewardOutcome(
             resolved,
-            applies
+            zero
+            | applies
             | {
                 "resolved": resolved,
                 "tests_passed_fraction": (f2p_ok + p2p_ok) / (len(f2p) + len(p2p)),
                 "fail_to_pass_fraction": f2p_ok / len(f2p) if f2p else 1.0,
                 "pass_to_pass_fraction": p2p_ok / len(p2p) if p2p else 1.0,
             },
+            details=details,
         )

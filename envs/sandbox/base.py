@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swerepair.core import ExecResult, SandboxError
+from swerepair.envs.sandbox.hostfs import read_regular, resolve_inside, write_regular
 from swerepair.envs.sandbox.process import ResourceLimits
 from swerepair.envs.sandbox.rbin import DEFAULT_PROGRAMS, build_rbin
 
@@ -23,6 +24,14 @@ __all__ = ["DIFF_LIMIT_BYTES", "SandboxConfig", "WorkspaceSandbox"]
 
 #: The largest patch `diff()` returns; beyond it the patch text is cut.
 DIFF_LIMIT_BYTES = 64 << 20
+
+#: git settings for every git call the infrastructure makes on a workspace: no hooks, no
+#: fsmonitor, no external diff or textconv programs, no pager, whatever the repository says.
+_SAFE_GIT = (
+    "-c safe.directory=* -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.untrackedCache=false "
+    "-c core.autocrlf=false -c core.quotepath=false -c diff.external= -c core.pager=cat "
+    "-c core.sshCommand=false -c protocol.allow=never --no-pager"
+)
 
 _DIFF_EXCLUDES = " ".join(f"':(exclude,glob){p}'" for p in ("**/__pycache__/**", "**/*.pyc", "**/.pytest_cache/**"))
 
@@ -37,12 +46,15 @@ class SandboxConfig:
             which has pytest installed as a swerepair dependency).
         programs: programs the restricted shell may call besides git, sed, python and pytest.
         tmp_dir: where episode workspaces are created (default: the system temp directory).
+        sandbox_uid: the host uid (and gid) bubblewrap commands run as when the sandbox is
+            started by root (default ``nobody``); it should own no files of the host.
     """
 
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     python: str = field(default_factory=lambda: sys.executable)
     programs: tuple[str, ...] = DEFAULT_PROGRAMS
     tmp_dir: str | None = None
+    sandbox_uid: int = 65534
 
 
 def _base_env(home: str) -> dict[str, str]:
@@ -55,6 +67,16 @@ def _base_env(home: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "PYTEST_ADDOPTS": "-p no:cacheprovider",
         "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        # The workspace belongs to the sandbox's user and .git to the host's: allow that, and
+        # never run hooks or an fsmonitor, whatever .git/config says.
+        "GIT_CONFIG_COUNT": "3",
+        "GIT_CONFIG_KEY_0": "safe.directory",
+        "GIT_CONFIG_VALUE_0": "*",
+        "GIT_CONFIG_KEY_1": "core.hooksPath",
+        "GIT_CONFIG_VALUE_1": "/dev/null",
+        "GIT_CONFIG_KEY_2": "core.fsmonitor",
+        "GIT_CONFIG_VALUE_2": "false",
         "GIT_PAGER": "cat",
         "PAGER": "cat",
     }
@@ -65,6 +87,8 @@ class WorkspaceSandbox(ABC):
 
     #: path of the repository as commands inside the sandbox see it
     workdir: str
+    #: (uid, gid) that files the host creates in the workspace are given to; None: the host's
+    file_owner: tuple[int, int] | None = None
 
     def __init__(
         self,
@@ -133,24 +157,18 @@ class WorkspaceSandbox(ABC):
             if not rel.startswith(prefix):
                 raise ValueError(f"{path}: outside the workspace {self.workdir}")
             rel = rel[len(prefix) :]
-        root = os.path.realpath(self.host_repo)
-        target = os.path.realpath(os.path.join(root, rel))
-        if os.path.commonpath([root, target]) != root:
-            raise ValueError(f"{path}: resolves outside the workspace")
-        inside = os.path.relpath(target, root)
-        if inside == ".git" or inside.startswith(".git" + os.sep):
-            raise ValueError(f"{path}: the .git directory is off limits")
-        return Path(target)
+        return resolve_inside(self.host_repo, rel)
 
     def read_file(self, path: str) -> str:
-        """See `swerepair.core.Sandbox.read_file`."""
-        return self.host_path(path).read_bytes().decode("utf-8", errors="replace")
+        """See `swerepair.core.Sandbox.read_file`. Only regular files are read (never a FIFO,
+        socket or device, never through a symlink) and at most `MAX_FILE_BYTES`; anything
+        else raises `ValueError`."""
+        return read_regular(self.host_path(path)).decode("utf-8", errors="replace")
 
     def write_file(self, path: str, text: str) -> None:
-        """See `swerepair.core.Sandbox.write_file`."""
-        target = self.host_path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8", newline="")
+        """See `swerepair.core.Sandbox.write_file`. Writes only regular files with one link,
+        never through a symlink; new files belong to the sandbox's user."""
+        write_regular(self.host_repo, self.host_path(path), text.encode("utf-8"), owner=self.file_owner)
 
     # -- patch -----------------------------------------------------------------------------
     def diff(self) -> str:
@@ -167,9 +185,9 @@ class WorkspaceSandbox(ABC):
             'cp .git/index "$t/index"; mkdir "$t/objects"; '
             'export GIT_INDEX_FILE="$t/index" GIT_OBJECT_DIRECTORY="$t/objects" '
             'GIT_ALTERNATE_OBJECT_DIRECTORIES="$PWD/.git/objects"; '
-            "g='git -c safe.directory=* -c core.autocrlf=false -c core.quotepath=false'; "
+            f"g='git {_SAFE_GIT}'; "
             f"$g add -A -- . {_DIFF_EXCLUDES}; "
-            f"$g diff --cached --no-color --no-ext-diff --no-renames {base}"
+            f"$g diff --cached --no-color --no-ext-diff --no-textconv --no-renames {base}"
         )
         result = self.run(script, timeout=120.0, max_output_bytes=DIFF_LIMIT_BYTES)
         if not result.ok:

@@ -1,49 +1,98 @@
-"""The bubblewrap sandbox: each command runs in fresh Linux namespaces.
+"""The bubblewrap sandbox: each command runs in fresh Linux namespaces as an unprivileged user.
 
-What is covered:
-- **Filesystem.** Only the system directories (``/usr``, ``/etc``, ``/bin``, ``/lib*``,
-  ``/sbin``) and the Python interpreter's prefixes are visible, read-only. The repository is
-  bind-mounted read-write at ``/workspace``, its ``.git`` read-only. ``/tmp`` is a private
-  tmpfs per command; ``/proc`` and ``/dev`` are minimal; everything else is read-only. The home directory, the swerepair
-  package (gold patches live there) and its cache are not visible.
-- **Network.** A new, empty network namespace: no interface but an unconfigured loopback, so
-  nothing on the host, the LAN or the internet can be reached, 127.0.0.1 included.
+What is covered (started by root or by an ordinary user alike):
+- **Identity and privileges.** The command never holds a capability and never runs as host
+  uid 0. Started by root, bubblewrap sets up the namespaces and mounts, then the command is
+  switched to an unprivileged uid (`SANDBOX_UID`, ``nobody``) with an empty bounding set and
+  ``no_new_privs``: it is an ordinary user of the host kernel. Started by a user, bubblewrap
+  runs unprivileged in a new user namespace (capabilities dropped, no nested user namespaces).
+  A **seccomp filter** (`swerepair.envs.sandbox.seccomp`) denies the mount family, ptrace,
+  kexec, bpf, keyctl, new namespaces, io_uring and the like. Before the first command, a
+  **self-check** runs a probe inside: if it holds any capability, runs as host root, lacks the
+  filter or can write a kernel setting, the sandbox refuses to start and says why.
+- **Filesystem.** Only ``/usr`` (with the ``/bin``, ``/lib*``, ``/sbin`` links), the files of
+  ``/etc`` that programs need (no ``shadow``, no keys), the Python interpreter's prefixes and
+  the restricted bin are visible, read-only. The repository is bind-mounted read-write at
+  ``/workspace``, its ``.git`` read-only (and, under root, owned by root while the agent is
+  not). ``/tmp`` and ``/dev/shm`` are private size-capped tmpfs per command; ``/proc`` is the
+  command's own PID namespace (``/proc/sys`` read-only); ``/sys`` is absent; ``/dev`` is
+  minimal. The home directory, the swerepair package (gold patches live there) and its cache
+  are not visible, and the mount list is not in ``/proc/1/cmdline`` (it is passed on a file
+  descriptor).
+- **Network.** A new, empty network namespace: nothing on the host, the LAN or the internet
+  can be reached, 127.0.0.1 included.
 - **Processes.** New PID, IPC, UTS and cgroup namespaces; the command cannot see or signal
   host processes. When the command exits, or its timeout kills bubblewrap, the namespace's
-  init dies and the kernel kills every process left in it: background jobs and double-forked
-  daemons do not outlive the call.
-- **Resources.** Per process: CPU seconds, address space, file size and open files (setrlimit
-  through ``prlimit``); wall-clock timeout per command; output captured up to a limit.
+  init dies and the kernel kills every process left in it: nothing outlives the call, so no
+  agent code runs while the host reads the workspace.
+- **Resources.** The whole command tree's memory, process count and CPU through a cgroup the
+  sandbox creates for itself (`swerepair.envs.sandbox.cgroup`) where the machine allows it;
+  per process: CPU seconds, address space, file size and open files (setrlimit); a disk
+  budget for the workspace (watched while the command runs; the command is killed past it)
+  and size-capped tmpfs; wall-clock timeout; output captured up to a limit.
 
 What is not covered:
-- Kernel exploits: namespaces share the host kernel. Use a VM (or a container runtime with
-  its own kernel) for code you consider hostile rather than merely clumsy.
-- Total memory and CPU of the whole tree (no cgroup is created): a fork bomb is bounded only
-  by the PID namespace dying at the timeout, and RLIMIT_AS is per process.
-- Disk use inside the workspace beyond the per-file size limit.
-- The user inside is root when the host user is root (no uid mapping is forced), so file
-  permissions inside the workspace do not restrict it.
+- Kernel exploits: namespaces share the host kernel. Use the gVisor mode (``sandbox="gvisor"``)
+  or a VM for policies you treat as hostile.
+- Without a cgroup (no delegation on cgroup v2, an unprivileged user on v1), memory and
+  process limits are per process only; the sandbox logs this once.
+- The disk budget is sampled (every `DISK_POLL_S`): a command can overshoot it by what it
+  writes in that time, each file capped by the per-file size limit.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from swerepair.core import ExecResult, SandboxError, cache_root
 from swerepair.envs.sandbox.base import SandboxConfig, WorkspaceSandbox
+from swerepair.envs.sandbox.cgroup import Cgroup, CgroupSpec, create_cgroup
+from swerepair.envs.sandbox.hostfs import chown_tree, tree_bytes
 from swerepair.envs.sandbox.process import prlimit_prefix, run_process
+from swerepair.envs.sandbox.seccomp import filter_fd
 
-__all__ = ["BubblewrapSandbox", "bwrap_available"]
+__all__ = ["SANDBOX_UID", "BubblewrapSandbox", "bwrap_available", "privilege_mode"]
+
+log = logging.getLogger(__name__)
 
 WORKDIR = "/workspace"
 RBIN = "/opt/swerepair/bin"
-_SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: The host uid (and gid) commands run as when the sandbox is started by root.
+SANDBOX_UID = 65534
+#: Seconds between two measurements of the workspace's disk use while a command runs.
+DISK_POLL_S = 0.25
+_USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_SYSTEM_DIRS = ("/usr", *_USR_LINKS)
+#: What of /etc programs inside need: name resolution of users, the dynamic loader, time
+#: zones, the alternatives links (awk), Debian's Python settings. Nothing secret.
+ETC_ENTRIES = (
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "hosts",
+    "host.conf",
+    "localtime",
+    "timezone",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "mime.types",
+    "protocols",
+    "services",
+    "os-release",
+    "debian_version",
+    "ssl/certs",
+    "ca-certificates.conf",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,14 +112,94 @@ def bwrap_available() -> bool:
     return proc.returncode == 0
 
 
+def privilege_mode() -> str:
+    """``"root"`` (bubblewrap runs privileged, the command as `SANDBOX_UID`) or ``"user"``
+    (bubblewrap runs unprivileged in a user namespace)."""
+    return "root" if os.geteuid() == 0 else "user"
+
+
 def _package_dir() -> str:
     import swerepair
 
     return os.path.realpath(os.path.dirname(swerepair.__file__))
 
 
+def _traversable_parents(args: list[str]) -> list[str]:
+    """`args` with every missing parent directory of a mount point created first, mode 0755:
+    bubblewrap makes them 0700, which the unprivileged command could not cross."""
+    widths = {"--ro-bind": 3, "--bind": 3, "--symlink": 3, "--tmpfs": 2, "--dir": 2, "--proc": 2, "--dev": 2}
+    out: list[str] = []
+    pending: list[str] = []  # --perms/--size apply to the next action: keep them next to it
+    made: set[str] = {"/"}
+    i = 0
+    while i < len(args):
+        opt = args[i]
+        if opt in ("--perms", "--size"):
+            pending += args[i : i + 2]
+            i += 2
+            continue
+        width = widths.get(opt, 1)
+        if opt in widths:
+            dest = args[i + width - 1]
+            parents = []
+            parent = os.path.dirname(dest)
+            while parent not in made:
+                parents.append(parent)
+                parent = os.path.dirname(parent)
+            for p in reversed(parents):
+                out += ["--perms", "0755", "--dir", p]
+                made.add(p)
+            made.add(dest)
+        out += pending + args[i : i + width]
+        pending = []
+        i += width
+    return out + pending
+
+
+_SELF_CHECK = r"""
+import ctypes, json, os
+problems = []
+for line in open("/proc/self/status"):
+    key, _, value = line.partition(":")
+    value = value.strip()
+    if key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb") and int(value, 16):
+        problems.append(f"holds capabilities ({key} {value})")
+    if key == "NoNewPrivs" and value != "1":
+        problems.append("no_new_privs is not set")
+    if key == "Seccomp" and value != "2":
+        problems.append("no seccomp filter is active")
+uid = os.getuid()
+for line in open("/proc/self/uid_map"):
+    inside, outside, count = map(int, line.split())
+    if inside <= uid < inside + count and outside + uid - inside == 0:
+        problems.append("runs as host uid 0")
+for path in ("/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe", "/proc/sysrq-trigger"):
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        continue
+    os.close(fd)
+    problems.append(f"can write the kernel setting {path}")
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.mount(b"none", b"/tmp", b"tmpfs", 0, None) == 0:
+    problems.append("can mount filesystems")
+if libc.unshare(0x10000000) == 0:
+    problems.append("can create user namespaces")
+try:
+    open("/etc/shadow").close()
+    problems.append("can read /etc/shadow")
+except OSError:
+    pass
+print("SWEREPAIR-SELF-CHECK " + json.dumps(problems))
+"""
+
+_verified: set[tuple[object, ...]] = set()
+_verify_lock = threading.Lock()
+_no_cgroup_logged = False
+
+
 class BubblewrapSandbox(WorkspaceSandbox):
-    """Commands run under `bwrap` with the workspace at ``/workspace``."""
+    """Commands run under `bwrap` with the workspace at ``/workspace`` (see the module docstring)."""
 
     workdir = WORKDIR
 
@@ -80,19 +209,68 @@ class BubblewrapSandbox(WorkspaceSandbox):
         if exe is None:
             raise SandboxError("bubblewrap (bwrap) is not installed; apt-get install bubblewrap")
         self._bwrap = exe
+        self.mode = privilege_mode()
+        self._setpriv: list[str] = []
+        if self.mode == "root":
+            setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
+            if setpriv is None:
+                raise SandboxError("the sandbox needs util-linux 'setpriv' to drop root (apt-get install util-linux)")
+            uid = config.sandbox_uid
+            self._setpriv = [
+                setpriv,
+                f"--reuid={uid}",
+                f"--regid={uid}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+                "--",
+            ]
+            self.file_owner = (uid, uid)
+            try:
+                chown_tree(self.host_repo, self.file_owner)
+            except OSError as exc:
+                raise SandboxError(f"cannot hand the workspace to uid {uid}: {exc}") from exc
         self._mounts = self._mount_args()
+        limits = config.limits
+        self.cgroup: Cgroup | None = None
+        if limits.memory_bytes or limits.max_processes:
+            self.cgroup = create_cgroup(
+                CgroupSpec(
+                    memory_bytes=limits.memory_bytes or (1 << 62),
+                    max_processes=limits.max_processes or 1 << 22,
+                    cpus=limits.cpus or float(os.cpu_count() or 1),
+                )
+            )
+            global _no_cgroup_logged
+            if self.cgroup is None and not _no_cgroup_logged:
+                _no_cgroup_logged = True
+                log.warning(
+                    "no cgroup could be created here: the sandbox's memory and process limits apply "
+                    "per process only (see swerepair.envs.sandbox.cgroup)"
+                )
+        try:
+            self._verify()
+        except BaseException:
+            self._release_cgroup()
+            raise
 
     @property
     def rbin_path(self) -> str:
         return RBIN
 
+    # -- mounts ------------------------------------------------------------------------------
     def _mount_args(self) -> list[str]:
-        args: list[str] = []
-        for d in _SYSTEM_DIRS:
+        args: list[str] = ["--ro-bind", "/usr", "/usr"]
+        for d in _USR_LINKS:
             if os.path.islink(d):
                 args += ["--symlink", os.readlink(d), d]
             elif os.path.isdir(d):
                 args += ["--ro-bind", d, d]
+        for name in ETC_ENTRIES:
+            path = os.path.join("/etc", name)
+            if os.path.lexists(path):
+                args += ["--ro-bind", path, path]
         # The interpreter that runs the tests, wherever it lives (pyenv, venv, conda).
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
         py = Path(self.config.python)
@@ -101,20 +279,22 @@ class BubblewrapSandbox(WorkspaceSandbox):
         visible: list[str] = []
         for p in sorted(prefixes):
             real = os.path.realpath(p)
-            if real == "/" or any(real == s or real.startswith(s + "/") for s in _SYSTEM_DIRS):
-                continue  # never expose the whole root; system dirs are mounted already
+            if real in ("/", "/etc") or any(real == s or real.startswith(s + "/") for s in _SYSTEM_DIRS):
+                continue  # never expose the whole root or /etc; system dirs are mounted already
             for path in {p, real}:
                 if os.path.isdir(path) and path not in visible:
                     visible.append(path)
-        # /tmp first: a prefix may live under /tmp and must stay visible above the tmpfs.
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        limits = self.config.limits
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+        args += ["--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
         for path in sorted(visible, key=len):
             args += ["--ro-bind", path, path]
         # Hide the swerepair package (its task data holds the gold patches) and the cache
         # (pristine checkouts) wherever a mount above exposed them, /usr included; then put
         # back any interpreter prefix that lives inside a hidden directory (an editable
         # install's .venv inside the source tree).
-        exposed = [os.path.realpath(v) for v in visible] + [d for d in _SYSTEM_DIRS if not os.path.islink(d)]
+        exposed = [os.path.realpath(v) for v in visible] + ["/usr"]
         hidden = [
             secret
             for secret in (_package_dir(), os.path.realpath(cache_root()))
@@ -125,73 +305,135 @@ class BubblewrapSandbox(WorkspaceSandbox):
         for path in sorted(visible, key=len):
             if any(path.startswith(h + "/") for h in hidden):
                 args += ["--ro-bind", path, path]
-        args += [
-            "--dir",
-            "/opt/swerepair",
-            "--ro-bind",
-            str(self.rbin),
-            RBIN,
-            "--bind",
-            str(self.host_repo),
-            WORKDIR,
-        ]
+        args += ["--dir", "/opt/swerepair", "--ro-bind", str(self.rbin), RBIN, "--bind", str(self.host_repo), WORKDIR]
         if (self.host_repo / ".git").is_dir():
             args += ["--ro-bind", str(self.host_repo / ".git"), f"{WORKDIR}/.git"]
-        args += [
-            "--remount-ro",
-            "/",
-            "--chdir",
-            WORKDIR,
-            "--unshare-all",
-            "--hostname",
-            "sandbox",
-            "--die-with-parent",
-            "--new-session",
-            "--clearenv",
-        ]
+        args = _traversable_parents(args)
+        args += ["--remount-ro", "/", "--chdir", WORKDIR]
+        args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        if self.mode == "user":
+            args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+        args += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
         return args
 
+    # -- launching ---------------------------------------------------------------------------
     def _launch(
         self, inner: list[str], env: dict[str, str], timeout: float, stdin: str | None, max_output: int
     ) -> ExecResult:
-        read_fd, write_fd = os.pipe()
+        return self._launch_bwrap(inner, env, timeout, stdin, max_output, watch_disk=True)
+
+    def _launch_bwrap(
+        self,
+        inner: list[str],
+        env: dict[str, str],
+        timeout: float,
+        stdin: str | None,
+        max_output: int,
+        *,
+        watch_disk: bool,
+    ) -> ExecResult:
+        status_r, status_w = os.pipe()
+        fds = [status_r, status_w]
         try:
+            seccomp = filter_fd()
+            fds.append(seccomp)
             setenv: list[str] = []
             for key, value in env.items():
                 setenv += ["--setenv", key, value]
+            options = [*self._mounts, *setenv, "--seccomp", str(seccomp), "--json-status-fd", str(status_w)]
+            args_fd = os.memfd_create("bwrap-args", os.MFD_CLOEXEC)
+            fds.append(args_fd)
+            os.write(args_fd, b"".join(a.encode() + b"\0" for a in options))
+            os.lseek(args_fd, 0, os.SEEK_SET)
             argv = [
                 self._bwrap,
-                *self._mounts,
-                *setenv,
-                "--json-status-fd",
-                str(write_fd),
+                "--args",
+                str(args_fd),
                 "--",
+                *self._setpriv,
                 *prlimit_prefix(self.config.limits, timeout),
                 *inner,
             ]
+            launcher_env = {"PATH": "/usr/bin:/bin"}
+            if self.cgroup is not None:
+                # Join the cgroup first, so that every process bwrap starts is inside it.
+                joins = " ".join(f"'{p}'" for p in self.cgroup.procs_files)
+                script = f'for f in {joins}; do echo $$ > "$f" || exit 125; done; exec "$@"'
+                argv = ["/bin/sh", "-c", script, "sh", *argv]
+            budget = self.config.limits.disk_bytes
+            watch = None
+            if watch_disk and budget:
+                repo = self.host_repo
+                base_size = self._base_bytes()
+
+                def watch() -> str | None:
+                    used = tree_bytes(repo, stop_at=base_size + budget) - base_size
+                    return f"the workspace grew past its disk budget of {budget} bytes" if used > budget else None
+
             try:
                 result = run_process(
                     argv,
                     timeout=timeout,
-                    env={"PATH": "/usr/bin:/bin"},
+                    env=launcher_env,
                     stdin=stdin,
                     max_output_bytes=max_output,
-                    pass_fds=(write_fd,),
+                    pass_fds=(status_w, seccomp, args_fd),
+                    watch=watch,
+                    watch_every=DISK_POLL_S,
                 )
             except OSError as exc:
                 raise SandboxError(f"cannot start bwrap: {exc}") from exc
-            os.close(write_fd)
-            write_fd = -1
-            with os.fdopen(read_fd, "rb") as status:
-                read_fd = -1
+            os.close(status_w)
+            fds.remove(status_w)
+            with os.fdopen(status_r, "rb") as status:
+                fds.remove(status_r)
                 events = [json.loads(line) for line in status.read().splitlines() if line.strip()]
         finally:
-            for fd in (read_fd, write_fd):
-                if fd >= 0:
-                    os.close(fd)
+            for fd in fds:
+                os.close(fd)
         # bwrap reports "exit-code" only once the command itself ran; without it, setting up
-        # the sandbox failed (a mount, a namespace) and the output is bwrap's complaint.
+        # the sandbox failed (a mount, a namespace, the cgroup) and the output is the complaint.
         ran = any("exit-code" in e for e in events)
-        if not ran and not result.timed_out:
+        if not ran and not result.timed_out and not result.killed_reason:
             raise SandboxError(f"bwrap could not set up the sandbox: {result.output.strip()[:2000]}")
         return result
+
+    def _base_bytes(self) -> int:
+        cached = getattr(self, "_base_size", None)
+        if cached is None:
+            cached = self._base_size = tree_bytes(self.host_repo)
+        return cached
+
+    # -- self-check --------------------------------------------------------------------------
+    def _verify(self) -> None:
+        """Run the isolation probe once per process and settings; refuse to run if it fails."""
+        key = (self.mode, self.config.python, self.config.sandbox_uid, os.geteuid())
+        with _verify_lock:
+            if key in _verified:
+                return
+            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+            python = self.config.python
+            if not os.access(python, os.X_OK):  # the probe needs some Python; the system's will do
+                python = shutil.which("python3", path="/usr/bin:/bin") or python
+            result = self._launch_bwrap([python, "-I", "-c", _SELF_CHECK], env, 60.0, None, 1 << 16, watch_disk=False)
+            marker = "SWEREPAIR-SELF-CHECK "
+            lines = [ln for ln in result.output.splitlines() if ln.startswith(marker)]
+            if not lines:
+                raise SandboxError(f"the sandbox self-check did not run: {result.output.strip()[-1000:]}")
+            problems = json.loads(lines[-1][len(marker) :])
+            if problems:
+                raise SandboxError(
+                    "refusing to run: inside the sandbox a command " + "; ".join(problems) + f" (mode: {self.mode})"
+                )
+            _verified.add(key)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _release_cgroup(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.close()
+            self.cgroup = None
+
+    def close(self) -> None:
+        """See `swerepair.core.Sandbox.close`; also removes the sandbox's cgroup."""
+        self._release_cgroup()
+        super().close()

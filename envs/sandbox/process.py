@@ -19,7 +19,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from swerepair.core import ExecResult
@@ -29,7 +29,9 @@ __all__ = ["ResourceLimits", "prlimit_prefix", "run_process"]
 
 @dataclass(frozen=True)
 class ResourceLimits:
-    """Per-command resource limits (setrlimit), applied to every process the command starts.
+    """Resource limits of sandbox commands.
+
+    Per process (setrlimit, every sandbox):
 
     Attributes:
         cpu_seconds: CPU time per process; `None` derives it from the command's timeout.
@@ -37,6 +39,16 @@ class ResourceLimits:
         file_size_bytes: largest file a process may write (RLIMIT_FSIZE).
         open_files: open file descriptors per process (RLIMIT_NOFILE).
         max_output_bytes: how much of the command's output is kept; the rest is counted only.
+
+    For the whole command tree (bubblewrap; a cgroup where the machine allows one, see
+    `swerepair.envs.sandbox.cgroup`; 0 turns a limit off):
+
+    Attributes:
+        memory_bytes: memory of all the command's processes together (tmpfs pages included).
+        max_processes: processes and threads alive at once.
+        cpus: CPU time per wall second (1.0 = one core); 0 for no limit.
+        disk_bytes: how much the workspace may grow beyond its starting size.
+        tmp_bytes: size of the private ``/tmp`` (and ``/dev/shm``) of each command.
     """
 
     cpu_seconds: int | None = None
@@ -44,6 +56,11 @@ class ResourceLimits:
     file_size_bytes: int = 256 << 20
     open_files: int = 1024
     max_output_bytes: int = 1 << 20
+    memory_bytes: int = 4 << 30
+    max_processes: int = 512
+    cpus: float = 0.0
+    disk_bytes: int = 1 << 30
+    tmp_bytes: int = 512 << 20
 
 
 def prlimit_prefix(limits: ResourceLimits, timeout: float) -> list[str]:
@@ -90,9 +107,13 @@ def run_process(
     stdin: str | None = None,
     max_output_bytes: int = 1 << 20,
     pass_fds: Sequence[int] = (),
+    watch: Callable[[], str | None] | None = None,
+    watch_every: float = 0.25,
 ) -> ExecResult:
     """Run `argv` in a new session and return what it printed and how it ended.
 
+    `watch`, if given, is called every `watch_every` seconds while the command runs; when it
+    returns a reason, the process group is killed and the result's `killed_reason` says why.
     Raises `OSError` only if the program cannot be started at all.
     """
     start = time.monotonic()
@@ -122,6 +143,8 @@ def run_process(
     timed_out = False
     deadline = start + timeout
     exit_seen_at: float | None = None
+    killed_reason: str | None = None
+    next_watch = start + watch_every
     with selectors.DefaultSelector() as sel:
         sel.register(fd, selectors.EVENT_READ)
         while True:
@@ -137,6 +160,12 @@ def run_process(
                 timed_out = True
                 _kill_group(proc)
                 exit_seen_at = now
+            if exit_seen_at is None and watch is not None and now >= next_watch:
+                next_watch = now + watch_every
+                killed_reason = watch()
+                if killed_reason is not None:
+                    _kill_group(proc)
+                    exit_seen_at = now
             wait = 0.05 if exit_seen_at is None else 0.01
             if not sel.select(min(wait, max(deadline - now, 0.0) + 0.01)):
                 continue
@@ -159,6 +188,10 @@ def run_process(
             timed_out = True
     _kill_group(proc)
     exit_code = proc.wait()
+    if killed_reason is None and watch is not None and not timed_out:
+        killed_reason = watch()  # a burst at the very end still counts
+    if killed_reason is not None:
+        kept += f"\n[killed: {killed_reason}]".encode()
     return ExecResult(
         output=bytes(kept).decode("utf-8", errors="replace"),
         exit_code=exit_code,
@@ -166,4 +199,5 @@ def run_process(
         truncated=total > len(kept),
         duration_s=time.monotonic() - start,
         output_bytes=total,
+        killed_reason=killed_reason,
     )

@@ -48,11 +48,19 @@ GIT_ENV = {
 }
 
 
+#: No hooks, fsmonitor, external diff or textconv programs, pager or transport helpers, whatever a
+#: repository's config says.
+_SAFE_GIT = (
+    *("-c", "safe.directory=*", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"),
+    *("-c", "diff.external=", "-c", "core.pager=cat", "--no-pager"),
+)
+
+
 def git(repo: Path | str, *args: str, timeout: float = 120.0) -> str:
     """Run a git command for the infrastructure; raise `SandboxError` with its output on failure."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(repo), "-c", "safe.directory=*", *args],
+            ["git", "-C", str(repo), *_SAFE_GIT, *args],
             env=GIT_ENV,
             capture_output=True,
             text=True,

@@ -14,6 +14,7 @@ from swerepair.rewards import (
     Rubric,
     VerifierError,
     as_trl_reward,
+    context_similarity,
     evaluate,
     file_targeting,
     functional_similarity,
@@ -111,7 +112,9 @@ def test_trl_adapter() -> None:
     assert f.__name__ == "functional_similarity"
     completions = [f"Fix:\n```diff\n{GOLD}```", [{"role": "assistant", "content": NEAR}], "nothing"]
     scores = f(prompts=["p"] * 3, completions=completions, patch=[GOLD] * 3, test_patch=[""] * 3)
-    assert scores[0] == 1.0 and 0.8 < scores[1] < 1.0 and scores[2] == 0.0
+    assert scores == [1.0, 0.0, 0.0]  # NEAR changes the right line to a wrong value: no part of the fix
+    thesis = as_trl_reward(context_similarity)(prompts=["p"] * 3, completions=completions, patch=[GOLD] * 3)
+    assert 0.8 < thesis[1] < 1.0, "the conversational completion's patch is read"
     from_column = as_trl_reward(functional_similarity, patch_column="agent_patch")
     assert from_column(completions=["x", "y"], agent_patch=[GOLD, ""], patch=[GOLD, GOLD]) == [1.0, 0.0]
     assert as_trl_reward(Broken())(completions=["x"], patch=[GOLD]) == [None], "a failed verifier is None, not 0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from swerepair.rewards import (
+    context_similarity,
     file_targeting,
     functional_similarity,
     normalize_file,
@@ -113,7 +114,8 @@ def test_similarity_rewards() -> None:
     assert functional_similarity(gold, task) == 1.0
     assert functional_similarity("", task) == 0.0
     near = gold.replace("b = 2", "b = 3")
-    assert 0.8 < functional_similarity(near, task) < 1.0
+    assert functional_similarity(near, task) == 0.0  # the right line, changed wrongly: no part of the fix
+    assert 0.8 < context_similarity(near, task) < 1.0  # the thesis form pays for the shared context
     other_file = gold.replace("m.py", "n.py")
     assert functional_similarity(other_file, task) == 0.0 and file_targeting(other_file, task) == 0.0
     both = gold + other_file

@@ -1,0 +1,17 @@
+"""The verifier: what of a patch reaches the tests, how the tests run, and where verdicts come from.
+
+- `policy`: splits the agent's patch by file and keeps only changes to non-test source files;
+  test files, test infrastructure, shadowing modules, symlinks and binary changes are dropped;
+  added code that reaches into the test runner is flagged.
+- `runner`: the trusted pytest runner that runs inside the verifier sandbox and reports each
+  test's verdict on a channel the tests do not know, with sentinel tests and integrity checks.
+
+`swerepair.rewards.tests_pass.TestsPass` puts them together; docs/security.md states the policy.
+"""
+
+from __future__ import annotations
+
+from swerepair.rewards.verifier.policy import FilteredPatch, filter_patch, split_sections
+from swerepair.rewards.verifier.runner import RunnerReport, run_trusted
+
+__all__ = ["FilteredPatch", "RunnerReport", "filter_patch", "run_trusted", "split_sections"]

@@ -1,0 +1,231 @@
+"""What of the agent's patch reaches the verifier.
+
+The verifier grades the fix, not the test run. So, file by file:
+
+- **test files are reset**: a file the task's ``test_patch`` touches, or any file that looks
+  like a test (`swerepair.rewards.patch.is_test_path`: ``tests/``, ``test_*.py``, ...) unless
+  the gold fix itself changes it, keeps its base content plus the test patch; the agent's
+  change to it is dropped;
+- **test infrastructure is dropped**: any ``conftest.py``; ``pytest.ini``, ``tox.ini``,
+  ``setup.cfg``, ``pyproject.toml``, ``noxfile.py``, ``.coveragerc`` (pytest settings, plugins
+  and entry points live there); ``*.pth``; ``sitecustomize``/``usercustomize``;
+- **shadowing modules are dropped**: a *new* top-level module or package (at the repository
+  root or under ``src/``) named like a standard-library module or a test tool (``pytest``,
+  ``_pytest``, ``pluggy``, ``hypothesis``, ...);
+- **symlinks and binary changes are dropped** (a link can point the tests anywhere; a binary
+  diff cannot be applied from ``git diff`` output);
+- everything else is applied.
+
+Then the kept changes are **scanned**: code the agent *added* to non-test files that reaches
+into the test runner or the interpreter's machinery (pytest/pluggy internals, ``sys.modules``,
+forced exits, frames, ``gc``, tracing hooks, ``ctypes``, dynamic import/exec, the names of
+the task's tests) is *flagged*, and a flagged patch scores 0. A construct is not flagged where
+the same file's removed lines or the gold fix already use it (an edited ``sys.exit`` call in a
+CLI module stays legitimate).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from swerepair.rewards.patch import FilePatch, is_test_path, parse_patch
+
+__all__ = ["RUNNER_REACH", "FilteredPatch", "filter_patch", "split_sections"]
+
+_INFRA_NAMES = frozenset(
+    {"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "noxfile.py", ".coveragerc"}
+)
+_CUSTOMIZE = frozenset({"sitecustomize.py", "usercustomize.py"})
+_TOOL_MODULES = frozenset(
+    {"pytest", "_pytest", "pluggy", "py", "iniconfig", "hypothesis", "_hypothesis_pytestplugin", "coverage", "xdist"}
+)
+_SHADOWED = frozenset(sys.stdlib_module_names) | _TOOL_MODULES
+
+#: Added code matching one of these is flagged (see the module docstring).
+RUNNER_REACH: dict[str, re.Pattern[str]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "pytest internals": r"\b_?pytest\b|\bpluggy\b|\bPYTEST_",
+        "sys.modules": r"\bsys\s*\.\s*modules\b",
+        "forced exit": r"\bos\s*\.\s*_exit\b|\bsys\s*\.\s*exit\b|\batexit\b|\bos\s*\.\s*abort\b",
+        "frames and tracing": r"\b_getframe\b|\bsettrace\b|\bsetprofile\b|\binspect\s*\.\s*(stack|currentframe)\b"
+        r"|\bf_back\b|\bf_globals\b|\baddaudithook\b",
+        "gc introspection": r"\bgc\s*\.\s*get_(objects|referrers|referents)\b",
+        "dynamic import or exec": r"\b__import__\b|\bimportlib\b|\bexec\s*\(|\beval\s*\(|\bcompile\s*\(",
+        "builtins": r"\b__builtins__\b|\bbuiltins\b",
+        "ctypes": r"\bctypes\b",
+        "signals": r"\bsignal\s*\.\s*(signal|alarm|setitimer)\b|\bos\s*\.\s*kill\b|\bfaulthandler\b",
+        "global namespace": r"\bglobals\s*\(\s*\)",
+    }.items()
+}
+
+
+@dataclass(frozen=True)
+class FilteredPatch:
+    """The agent's patch after the policy.
+
+    Attributes:
+        patch: the file sections that reach the verifier, as patch text.
+        applied: paths of those files.
+        dropped: (path, why) for every file section that was left out.
+        flags: (path, what) for every construct in the kept changes that reaches into the
+            test runner; non-empty means the patch scores 0.
+    """
+
+    patch: str
+    applied: tuple[str, ...]
+    dropped: tuple[tuple[str, str], ...]
+    flags: tuple[tuple[str, str], ...]
+
+
+def split_sections(text: str) -> list[str]:
+    """Cut a unified diff into one text per file (each ends with a newline).
+
+    A file starts at ``diff --git``, or at a ``---``/``+++`` pair outside a hunk; hunk bodies
+    are counted by their headers, so a removed line that reads ``-- x`` starts nothing.
+
+    >>> split_sections("--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n--- a\\n+++ b\\n--- a/y\\n+++ b/y\\n@@ -1 +1 @@\\n-c\\n+d\\n")
+    ['--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n--- a\\n+++ b\\n', '--- a/y\\n+++ b/y\\n@@ -1 +1 @@\\n-c\\n+d\\n']
+    """
+    if not isinstance(text, str) or not text:
+        return []
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    hunk = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+    sections: list[list[str]] = []
+    cur: list[str] | None = None
+    old_left = new_left = 0
+    saw_git_header = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        in_hunk = old_left > 0 or new_left > 0
+        if in_hunk and line[:1] in (" ", "-", "+", ""):
+            if line[:1] in (" ", ""):
+                old_left, new_left = old_left - 1, new_left - 1
+            elif line[:1] == "-":
+                old_left -= 1
+            else:
+                new_left -= 1
+            cur = cur if cur is not None else []
+            cur.append(line)
+            i += 1
+            continue
+        old_left = new_left = 0
+        starts = line.startswith("diff --git ")
+        if not starts and line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
+            # a ---/+++ pair right after a git header belongs to that header
+            starts = not (saw_git_header and cur is not None and not any(x.startswith("@@") for x in cur))
+        if starts:
+            saw_git_header = line.startswith("diff --git ")
+            cur = [line]
+            sections.append(cur)
+            i += 1
+            continue
+        m = hunk.match(line)
+        if m and cur is not None:
+            old_left = int(m.group(1)) if m.group(1) is not None else 1
+            new_left = int(m.group(2)) if m.group(2) is not None else 1
+        if cur is not None:
+            cur.append(line)
+        i += 1
+    return ["\n".join(s) + "\n" for s in sections]
+
+
+def _top_module(path: str) -> str | None:
+    parts = path.split("/")
+    if parts and parts[0] == "src":
+        parts = parts[1:]
+    if not parts:
+        return None
+    head = parts[0]
+    if len(parts) == 1:
+        return head[:-3] if head.endswith(".py") else (head.split(".")[0] if head.endswith((".so", ".pyd")) else None)
+    return head
+
+
+def _why_dropped(fp: FilePatch, test_files: set[str], fix_files: set[str]) -> str | None:
+    paths = [p for p in (fp.old_path, fp.new_path) if p]
+    if any(p in test_files for p in paths):
+        return "touched by the test patch: reset to base + test patch"
+    if any(is_test_path(p) for p in paths) and not any(p in fix_files for p in paths):
+        return "test file: reset to base + test patch"
+    names = {p.rsplit("/", 1)[-1] for p in paths}
+    if names & _INFRA_NAMES:
+        return "test infrastructure (pytest settings or conftest)"
+    if names & _CUSTOMIZE or any(p.endswith(".pth") for p in paths):
+        return "interpreter start-up hook (.pth or *customize)"
+    if "120000" in (fp.new_mode, fp.old_mode):
+        return "symbolic link"
+    if fp.binary:
+        return "binary change"
+    if fp.status in ("added", "renamed"):
+        top = _top_module(fp.new_path or "")
+        if top in _SHADOWED:
+            return f"new top-level module {top!r} shadows the standard library or a test tool"
+    return None
+
+
+def _added_removed(fp: FilePatch) -> tuple[list[str], list[str]]:
+    added = [line for h in fp.hunks for line in h.added]
+    removed = [line for h in fp.hunks for line in h.removed]
+    return added, removed
+
+
+def _test_names(test_ids: Iterable[str]) -> set[str]:
+    names: set[str] = set()
+    for tid in test_ids:
+        name = re.sub(r"\[.*$", "", tid.split("::")[-1])
+        if len(name) >= 6 and name.startswith("test"):
+            names.add(name)
+    return names
+
+
+def _flags(fp: FilePatch, gold_added: str, test_names: set[str]) -> list[str]:
+    added, removed = _added_removed(fp)
+    text, before = "\n".join(added), "\n".join(removed)
+    found = [
+        what
+        for what, pattern in RUNNER_REACH.items()
+        if pattern.search(text) and not pattern.search(before) and not pattern.search(gold_added)
+    ]
+    named = sorted(n for n in test_names if re.search(rf"\b{re.escape(n)}\b", text) and n not in gold_added)
+    if named:
+        found.append(f"names the task's tests ({', '.join(named[:3])})")
+    return found
+
+
+def filter_patch(patch: str, test_patch: str = "", gold_patch: str = "", test_ids: Iterable[str] = ()) -> FilteredPatch:
+    """Apply the policy (module docstring) to `patch`.
+
+    >>> fix = "--- a/pkg/m.py\\n+++ b/pkg/m.py\\n@@ -1 +1 @@\\n-x = 1\\n+x = 2\\n"
+    >>> conftest = "--- /dev/null\\n+++ b/conftest.py\\n@@ -0,0 +1 @@\\n+import pytest\\n"
+    >>> f = filter_patch(fix + conftest)
+    >>> f.applied, f.dropped[0][0], f.flags
+    (('pkg/m.py',), 'conftest.py', ())
+    """
+    test_files = {p for fp in parse_patch(test_patch) for p in (fp.old_path, fp.new_path) if p}
+    fix_files = {p for fp in parse_patch(gold_patch) for p in (fp.old_path, fp.new_path) if p}
+    gold_added = "\n".join(line for fp in parse_patch(gold_patch) for line in _added_removed(fp)[0])
+    names = _test_names(test_ids)
+    kept: list[str] = []
+    applied: list[str] = []
+    dropped: list[tuple[str, str]] = []
+    flags: list[tuple[str, str]] = []
+    for section in split_sections(patch):
+        files = parse_patch(section)
+        if not files:
+            continue  # no file header: nothing git apply would use
+        fp = files[0]
+        why = _why_dropped(fp, test_files, fix_files)
+        if why is not None:
+            dropped.append((fp.path, why))
+            continue
+        kept.append(section)
+        applied.append(fp.path)
+        flags += [(fp.path, what) for what in _flags(fp, gold_added, names)]
+    return FilteredPatch("".join(kept), tuple(applied), tuple(dropped), tuple(flags))
