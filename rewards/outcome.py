@@ -54,7 +54,9 @@ class RewardOutcome:
         cls, reason: str, components: Mapping[str, float] | None = None, details: Mapping[str, Any] | None = None
     ) -> RewardOutcome:
         """An outcome that says the verifier broke."""
-        return cls(value=None, components=dict(components or {}), failed=True, reason=reason, details=dict(details or {}))
+        return cls(
+            value=None, components=dict(components or {}), failed=True, reason=reason, details=dict(details or {})
+        )
 
 
 @runtime_checkable

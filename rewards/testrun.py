@@ -7,7 +7,6 @@ only needs the `Sandbox` protocol, so it works with any sandbox a user plugs in.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 

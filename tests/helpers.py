@@ -99,3 +99,21 @@ def tiny_model_server() -> contextlib.AbstractContextManager[str]:
     """The embedded server (with its /weights endpoints) over tiny-qwen3 in another process;
     yields its root URL and stops it on exit."""
     return server_process(_serve_tiny_model)
+
+
+def patch_from_edits(task, edits, kind: str = "auto") -> str:
+    """The `git diff` a workspace of `task` shows after `edits`: ``{path: new text}``, or
+    ``{path: callable(old text) -> new text}`` for files that exist. Made with the sandbox's
+    own diff, so it is exactly what an agent's episode would produce."""
+    from swerepair.envs.sandbox import make_sandbox
+
+    with make_sandbox(kind, task) as sb:
+        for path, edit in edits.items():
+            text = edit(sb.read_file(path)) if callable(edit) else edit
+            sb.write_file(path, text)
+        return sb.diff()
+
+
+def package_of(task) -> str:
+    """The import package of a bundled task's project (``swerepair/confkit`` -> ``confkit``)."""
+    return task.repo.split("/")[-1]

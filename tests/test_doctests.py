@@ -17,7 +17,8 @@ OPTIONAL |= {"peft", "deepspeed", "yaml", "matplotlib"}
 MODULES = sorted(
     m.name
     for m in pkgutil.walk_packages(swerepair.__path__, prefix="swerepair.")
-    if not m.name.endswith("__main__") and ".bundled.build" not in m.name
+    # _runner_main is a script the verifier sends into its sandbox, not a module to import
+    if not m.name.endswith(("__main__", "._runner_main")) and ".bundled.build" not in m.name
 )
 
 

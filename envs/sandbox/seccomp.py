@@ -513,7 +513,7 @@ def describe_action(action: int) -> str:
     if kind is None:
         return f"UNKNOWN({action:#x})"
     data = action & SECCOMP_RET_DATA
-    return kind if kind in ("ALLOW", "KILL_PROCESS", "LOG") and not data else f"{kind}({data})"
+    return f"{kind}({data})" if data or kind in ("ERRNO", "TRAP", "TRACE") else kind
 
 
 def _decode(program: bytes) -> list[tuple[int, int, int, int]]:
@@ -575,7 +575,8 @@ def evaluate(
 
     `nr` is the system call number (negative numbers are taken as the kernel's ``int``);
     `args` up to six register values (missing ones are 0; each is taken modulo 2**64); `arch`
-    the ``AUDIT_ARCH_*`` value the kernel reports (default: this machine's). The result is a
+    the ``AUDIT_ARCH_*`` value the kernel reports (default: this machine's, where `AUDIT_ARCH`
+    has it; elsewhere pass it). The result is a
     ``SECCOMP_RET_*`` value: `describe_action` names it. Supports the instructions this module
     emits (plus ``ld #k``, ``and #k``, ``ja`` and ``ret A``); anything else, a misaligned or
     out-of-range load, or a jump out of the program raises ValueError.

@@ -96,7 +96,7 @@ def run_trusted(sandbox: Sandbox, test_ids: Sequence[str], timeout: float, pytho
     nonce = secrets.token_hex(16)
     config = json.dumps({"nonce": nonce, "tests": list(test_ids)})
     cmd = f"exec {shlex.quote(python)} -I -B -c {shlex.quote(runner_source())}"
-    run = getattr(sandbox, "run")
+    run = sandbox.run
     try:
         result = run(cmd, timeout, stdin=config + "\n", max_output_bytes=16 << 20)
     except TypeError:  # a user's sandbox without the output-limit keyword

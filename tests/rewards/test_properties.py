@@ -54,6 +54,7 @@ NAMES = sorted(ALL_REWARDS)
 #: `REWARDS` must be described here (test_every_reward_is_described).
 GOLD_FIELDS: dict[str, tuple[str, ...]] = {
     "functional_similarity": ("patch",),
+    "context_similarity": ("patch",),
     "file_targeting": ("patch",),
     "swe_rl_similarity": ("patch",),
     "testing_alignment": ("test_patch",),
@@ -62,19 +63,31 @@ GOLD_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 #: Rewards that score a patch on disjoint files 0.
-ZERO_ON_DISJOINT = ("functional_similarity", "file_targeting", "testing_alignment", "patch_similarity")
+ZERO_ON_DISJOINT = (
+    "functional_similarity",
+    "context_similarity",
+    "file_targeting",
+    "testing_alignment",
+    "patch_similarity",
+)
 
 #: Rewards that score a strict subset of the gold's hunks below 1, with the side of the files
-#: (`tests=`) on which that holds: a dropped test hunk does not change R_functional.
+#: (`tests=`) on which that holds: a dropped test hunk does not change R_functional. Those in
+#: `CHANGE_MEASURES` only where a dropped hunk changes something after normalisation.
 STRICT_ON_SUBSETS = {
     "functional_similarity": False,
+    "context_similarity": False,
     "swe_rl_similarity": False,
     "testing_alignment": True,
     "patch_similarity": None,
 }
 
 #: Rewards that are symmetric, ``f(a, task(b)) == f(b, task(a))``, on non-test patches.
-SYMMETRIC = ("functional_similarity", "file_targeting", "swe_rl_similarity")
+SYMMETRIC = ("context_similarity", "file_targeting", "swe_rl_similarity")
+
+#: Rewards built on the change measure (see `swerepair.rewards.similarity`): a hunk that
+#: changes nothing after whitespace normalisation is worth nothing, dropped or kept.
+CHANGE_MEASURES = ("functional_similarity", "testing_alignment", "patch_similarity")
 
 # Budget: the whole file in well under a minute on two cores (most time goes into drawing diffs).
 FAST = settings(max_examples=40, deadline=None)
@@ -256,11 +269,12 @@ def test_total_on_odd_types(name: str) -> None:
     st.sampled_from([None, True, False]),
     st.booleans(),
 )
-def test_per_file_similarity_total_bounded_symmetric(pair: tuple[str, str], tests: bool | None, strip: bool) -> None:
+def test_per_file_similarity_total_and_bounded(pair: tuple[str, str], tests: bool | None, strip: bool) -> None:
+    """Not symmetric: the gold's change is the yardstick (test_where_symmetry_does_not_hold)."""
     a, b = pair
-    ab = per_file_similarity(a, b, tests=tests, strip_comments=strip)
-    assert isinstance(ab, float) and 0.0 <= ab <= 1.0
-    assert math.isclose(ab, per_file_similarity(b, a, tests=tests, strip_comments=strip), abs_tol=1e-12)
+    for x, y in ((a, b), (b, a)):
+        value = per_file_similarity(x, y, tests=tests, strip_comments=strip)
+        assert isinstance(value, float) and 0.0 <= value <= 1.0
 
 
 # --------------------------------------------------------------------------- identity and the empty patch
@@ -339,7 +353,11 @@ TEST = "--- a/tests/test_m.py\n+++ b/tests/test_m.py\n@@ -1 +1 @@\n-a\n+b\n"
 
 
 def test_where_symmetry_does_not_hold() -> None:
-    """testing_alignment: the gold decides which files are on the test side. A gold test patch
+    """functional_similarity, per_file_similarity: the gold's change is the yardstick. An
+    agent that makes it and one character more closes all but that character of the gold's
+    edit; the other way round, the shorter change misses a third of the longer one.
+
+    testing_alignment: the gold decides which files are on the test side. A gold test patch
     that touches m.py puts m.py on the test side, and an agent's test patch without it misses
     half the gold; the other way round the agent's m.py is a fix, outside R_testing.
 
@@ -348,6 +366,10 @@ def test_where_symmetry_does_not_hold() -> None:
     R_testing out, and the same two patches swapped score 1.
     """
     both = FIX + TEST
+    more = FIX.replace("+y", "+yz")  # the gold's change and one more character
+    assert REWARDS["functional_similarity"](more, as_task(FIX)) == 0.5  # d(A, G) = 1 of d(O, G) = 2
+    assert math.isclose(REWARDS["functional_similarity"](FIX, as_task(more)), 2 / 3)  # 1 of 3
+    assert math.isclose(per_file_similarity(more, FIX), 0.5) and math.isclose(per_file_similarity(FIX, more), 2 / 3)
     assert REWARDS["testing_alignment"](TEST, as_task("", both)) == 0.5
     assert REWARDS["testing_alignment"](both, as_task("", TEST)) == 1.0
     assert math.isclose(REWARDS["patch_similarity"](FIX, as_task(*split_gold(both))), 0.6)
@@ -380,7 +402,26 @@ def test_more_of_the_gold_scores_no_less(name: str, data) -> None:
 def test_a_dropped_hunk_costs_something(name: str, data) -> None:
     patch, gold = data.draw(patch_pairs("subset_of_hunks", tests=STRICT_ON_SUBSETS[name]))
     value = score(name, patch, gold_task(name, gold))
-    assert value < 1.0 if patch != gold else value == 1.0
+    costs = patch != gold
+    if name in CHANGE_MEASURES and costs:  # a dropped hunk that changes nothing costs nothing
+        costs = any(changes_something(h) for h in dropped_hunks(patch, gold)) or dropped_files(patch, gold)
+    assert value < 1.0 if costs else value == 1.0
+
+
+def dropped_hunks(patch: str, gold: str) -> list:
+    kept = {(f.path, h.old_start, h.lines) for f in parse_patch(patch) for h in f.hunks}
+    return [h for f in parse_patch(gold) for h in f.hunks if (f.path, h.old_start, h.lines) not in kept]
+
+
+def dropped_files(patch: str, gold: str) -> bool:
+    return bool({f.path for f in parse_patch(gold)} - {f.path for f in parse_patch(patch)})
+
+
+def changes_something(hunk) -> bool:
+    """The hunk's old and new lines differ after whitespace normalisation, blank lines dropped."""
+    old = [" ".join(x[1:].split()) for x in hunk.lines if x[:1] in " -"]
+    new = [" ".join(x[1:].split()) for x in hunk.lines if x[:1] in " +"]
+    return [x for x in old if x] != [x for x in new if x]
 
 
 REMOVAL_AND_ADDITION = DiffSpec(

@@ -10,6 +10,8 @@ from swerepair.core import Task
 from swerepair.envs.sandbox import make_sandbox
 from swerepair.rewards import PatchApplies, TestsPass, VerifierError
 
+from helpers import package_of, patch_from_edits
+
 TASK_IDS = [f"swerepair__{p}-{n}" for p in ("confkit", "durations", "intervals", "unitconv") for n in range(1, 6)]
 
 
@@ -49,20 +51,34 @@ def test_tests_pass_on_a_bundled_task(task_id: str, bundled: list[Task]) -> None
     assert not empty.failed and empty.value == 0.0
     assert empty.components["fail_to_pass_fraction"] == 0.0 and empty.components["pass_to_pass_fraction"] == 1.0
 
+    # A conftest is test infrastructure: dropped, so the gold fix beside it still scores 1 and
+    # the empty patch beside it still scores 0, whatever the conftest does.
     victim = task.PASS_TO_PASS[len(task.PASS_TO_PASS) // 2]
-    broken = reward.evaluate(task.patch + breaking_conftest(victim), task)
-    assert not broken.failed and broken.value == 0.0
-    n = len(task.FAIL_TO_PASS) + len(task.PASS_TO_PASS)
-    assert broken.components["tests_passed_fraction"] == pytest.approx((n - 1) / n)
-    assert broken.components["fail_to_pass_fraction"] == 1.0
+    with_conftest = reward.evaluate(task.patch + breaking_conftest(victim), task)
+    assert not with_conftest.failed and with_conftest.value == 1.0
+    assert with_conftest.details["dropped_files"][0]["path"] == "conftest.py"
 
-    hung = TestsPass(factory, timeout=1.5).evaluate(task.patch + HANGING_CONFTEST, task)
-    assert hung.failed and hung.value is None and "timed out" in hung.reason
+
+def test_a_patch_that_hangs_the_tests_scores_zero_not_failed(bundled: list[Task]) -> None:
+    """A hang the patch causes is the patch's fault once the control run finishes in time."""
+    task = bundled[0]
+    init = f"{package_of(task)}/__init__.py"
+    hang = patch_from_edits(task, {init: lambda old: old + "\nwhile True:\n    pass\n"})
+    out = TestsPass(factory, timeout=8).evaluate(task.patch + hang, task)
+    assert not out.failed and out.value == 0.0, out
+    assert "timed out" in out.details["zero_because"]
+    # a conftest that hangs is dropped: no effect at all
+    assert TestsPass(factory, timeout=60).evaluate(task.patch + HANGING_CONFTEST, task).value == 1.0
 
 
 def test_calling_a_failed_verifier_raises_instead_of_scoring(bundled: list[Task]) -> None:
-    with pytest.raises(VerifierError, match="timed out"):
-        TestsPass(factory, timeout=1.5)(bundled[0].patch + HANGING_CONFTEST, bundled[0])
+    from swerepair.core import SandboxError
+
+    def broken_factory(task):
+        raise SandboxError("disk full")
+
+    with pytest.raises(VerifierError, match="disk full"):
+        TestsPass(broken_factory)(bundled[0].patch, bundled[0])
 
 
 def test_patch_that_does_not_apply_scores_zero(bundled: list[Task]) -> None:
@@ -77,9 +93,9 @@ def test_patch_that_does_not_apply_scores_zero(bundled: list[Task]) -> None:
 
 def test_a_patch_that_breaks_collection_is_the_patchs_fault(bundled: list[Task]) -> None:
     task = bundled[0]
-    syntax_error = new_file("tests/conftest.py", "def broken(:\n")
+    syntax_error = patch_from_edits(task, {f"{package_of(task)}/__init__.py": lambda old: old + "\ndef broken(:\n"})
     out = TestsPass(factory, timeout=120).evaluate(task.patch + syntax_error, task)
-    assert not out.failed and out.value == 0.0
+    assert not out.failed and out.value == 0.0, out
 
 
 def test_a_missing_sandbox_or_interpreter_is_a_failure(bundled: list[Task]) -> None:
@@ -96,7 +112,7 @@ def test_a_missing_sandbox_or_interpreter_is_a_failure(bundled: list[Task]) -> N
         return make_sandbox("auto", task, SandboxConfig(python="/nonexistent/python3"))
 
     out = TestsPass(no_python, timeout=60).evaluate(bundled[0].patch, bundled[0])
-    assert out.failed and "could not run" in out.reason
+    assert out.failed and "could not start" in out.reason
 
 
 def test_the_env_uses_a_separate_verifier_sandbox(bundled: list[Task]) -> None:
