@@ -124,37 +124,25 @@ def _split(
 # --------------------------------------------------------------------------- the change measure
 
 
-def _norm(text: str, strip_comments: bool) -> str:
-    """One line as compared: whitespace runs collapsed, stripped, maybe without its comment."""
-    if strip_comments:
-        text = _COMMENT.sub("", text)
-    return " ".join(text.split())
-
-
 def _edits(fp: FilePatch, strip_comments: bool) -> list[_Edit]:
-    """The file's hunks as normalised edits; a hunk without old lines starts after `old_start`."""
+    """The file's hunks as normalised edits (each line's whitespace runs collapsed, stripped,
+    maybe its comment dropped); a hunk without old lines starts after its `old_start`."""
     out: list[_Edit] = []
     for hunk in fp.hunks:
-        old: list[str] = []
-        new: list[str] = []
-        for line in hunk.lines:
-            tag = line[:1]
-            if tag == "\\":
-                continue
-            text = _norm(line[1:], strip_comments)
-            if tag != "+":
-                old.append(text)
-            if tag != "-":
-                new.append(text)
-        out.append((hunk.old_start if old else hunk.old_start + 1, tuple(old), tuple(new)))
+        lines = [line for line in hunk.lines if line[:1] != "\\"]
+        bodies = [_COMMENT.sub("", line[1:]) for line in lines] if strip_comments else [line[1:] for line in lines]
+        texts = [" ".join(body.split()) for body in bodies]
+        old = tuple(text for line, text in zip(lines, texts, strict=True) if line[:1] != "+")
+        new = tuple(text for line, text in zip(lines, texts, strict=True) if line[:1] != "-")
+        out.append((hunk.old_start if old else hunk.old_start + 1, old, new))
     return out
 
 
 def _learn(known: dict[int, str], edits: list[_Edit]) -> None:
     """Record the old lines `edits` state, by line number; a line already known keeps its text."""
     for start, old, _ in edits:
-        for j, text in enumerate(old):
-            known.setdefault(start + j, text)
+        for pos, text in enumerate(old, start):
+            known.setdefault(pos, text)
 
 
 def _fit(start: int, old: tuple[str, ...], known: dict[int, str]) -> int:
@@ -198,12 +186,14 @@ def _realign(edit: _Edit, known: dict[int, str], index: dict[str, list[int]]) ->
     return (best, old, new)
 
 
-def _aligned(agent: list[_Edit], gold_known: dict[int, str]) -> list[_Edit]:
-    """The agent's edits, each that contradicts the gold's old lines realigned (`_realign`)."""
+def _aligned(agent: list[_Edit], gold: list[_Edit], gold_known: dict[int, str]) -> list[_Edit]:
+    """The agent's edits, each that contradicts the gold's old lines realigned (`_realign`),
+    except copies of the gold's own edits (a gold that contradicts itself still scores 1)."""
     index: dict[str, list[int]] | None = None
+    own = set(gold)
     out: list[_Edit] = []
     for edit in agent:
-        if _contradicts(edit, gold_known):
+        if edit not in own and _contradicts(edit, gold_known):
             index = _positions(gold_known) if index is None else index
             edit = _realign(edit, gold_known, index)
         out.append(edit)
@@ -234,7 +224,7 @@ def _apply(start: int, end: int, edits: list[_Edit], known: dict[int, str]) -> s
         out += new
         pos = max(pos, first + len(old))
     out += [known.get(p, "") for p in range(pos, end)]
-    return "\n".join(line for line in out if line)
+    return "\n".join(filter(None, out))
 
 
 def _by_region(edits: list[_Edit], starts: list[int]) -> list[list[_Edit]]:
@@ -266,7 +256,7 @@ def _change_score(mine: FilePatch, ref: FilePatch, strip_comments: bool) -> floa
     gold = sorted(_edits(ref, strip_comments), key=_span)
     known: dict[int, str] = {}
     _learn(known, gold)
-    agent = sorted(_aligned(_edits(mine, strip_comments), known), key=_span)
+    agent = sorted(_aligned(_edits(mine, strip_comments), gold, known), key=_span)
     _learn(known, agent)
     regions = _regions(sorted(gold + agent, key=_span))
     starts = [start for start, _ in regions]

@@ -36,8 +36,9 @@ What is not covered:
   or a VM for policies you treat as hostile.
 - Without a cgroup (no delegation on cgroup v2, an unprivileged user on v1), memory and
   process limits are per process only; the sandbox logs this once.
-- The disk budget is sampled (every `DISK_POLL_S`): a command can overshoot it by what it
-  writes in that time, each file capped by the per-file size limit.
+- The disk budget is sampled (every `DISK_POLL_S`, less often for big workspaces): a command
+  can overshoot it by what it writes between two samples (tens of MB on a fast disk), each
+  file capped by the per-file size limit.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from swerepair.core import ExecResult, SandboxError, cache_root
@@ -68,7 +71,7 @@ RBIN = "/opt/swerepair/bin"
 #: The host uid (and gid) commands run as when the sandbox is started by root.
 SANDBOX_UID = 65534
 #: Seconds between two measurements of the workspace's disk use while a command runs.
-DISK_POLL_S = 0.25
+DISK_POLL_S = 0.02
 _USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _SYSTEM_DIRS = ("/usr", *_USR_LINKS)
 #: What of /etc programs inside need: name resolution of users, the dynamic loader, time
@@ -363,13 +366,7 @@ class BubblewrapSandbox(WorkspaceSandbox):
             budget = self.config.limits.disk_bytes
             watch = None
             if watch_disk and budget:
-                repo = self.host_repo
-                base_size = self._base_bytes()
-
-                def watch() -> str | None:
-                    used = tree_bytes(repo, stop_at=base_size + budget) - base_size
-                    return f"the workspace grew past its disk budget of {budget} bytes" if used > budget else None
-
+                watch = self._disk_watch(budget)
             try:
                 result = run_process(
                     argv,
@@ -397,6 +394,24 @@ class BubblewrapSandbox(WorkspaceSandbox):
         if not ran and not result.timed_out and not result.killed_reason:
             raise SandboxError(f"bwrap could not set up the sandbox: {result.output.strip()[:2000]}")
         return result
+
+    def _disk_watch(self, budget: int) -> Callable[[], str | None]:
+        """A check of the workspace's growth against `budget`, cheap enough to call every
+        `DISK_POLL_S`: it skips calls while the last measurement's cost says it is too soon
+        (a big repository is measured less often)."""
+        repo, base_size = self.host_repo, self._base_bytes()
+        next_at = 0.0
+
+        def watch() -> str | None:
+            nonlocal next_at
+            now = time.monotonic()
+            if now < next_at:
+                return None
+            used = tree_bytes(repo, stop_at=base_size + budget) - base_size
+            next_at = now + 10 * (time.monotonic() - now)
+            return f"the workspace grew past its disk budget of {budget} bytes" if used > budget else None
+
+        return watch
 
     def _base_bytes(self) -> int:
         cached = getattr(self, "_base_size", None)

@@ -65,16 +65,17 @@ class Cgroup:
     version: int
 
     def memory_events(self) -> dict[str, int]:
-        """How often the memory limit was hit (v2 ``memory.events``; v1 ``memory.failcnt``)."""
+        """What the memory limit did: ``oom_kill`` (processes killed for it) and, where the
+        kernel keeps them, ``max`` / ``failcnt`` (times the limit was reached)."""
         out: dict[str, int] = {}
         for d in self.dirs:
-            with contextlib.suppress(OSError, ValueError):
-                if (d / "memory.events").exists():
-                    for line in (d / "memory.events").read_text().splitlines():
+            for name in ("memory.events", "memory.oom_control"):
+                with contextlib.suppress(OSError, ValueError):
+                    for line in (d / name).read_text().splitlines():
                         k, v = line.split()
                         out[k] = int(v)
-                elif (d / "memory.failcnt").exists():
-                    out["failcnt"] = int((d / "memory.failcnt").read_text())
+            with contextlib.suppress(OSError, ValueError):
+                out["failcnt"] = int((d / "memory.failcnt").read_text())
         return out
 
     def close(self) -> None:

@@ -261,6 +261,14 @@ def test_overlapping_hunks_in_one_patch() -> None:
     assert 0.0 <= functional_similarity(GOLD, as_task(twice)) <= 1.0
 
 
+def test_a_gold_that_contradicts_itself_still_scores_one() -> None:
+    """Its second hunk says line 2 is ``a``, the first says ``b``: the agent's copy of it is not
+    realigned to where ``a``, ``b``, ``c`` fit, because the gold's own hunks stay put."""
+    gold = "--- a/m.py\n+++ b/m.py\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n@@ -2,3 +2,3 @@\n a\n b\n-c\n+C\n"
+    assert functional_similarity(gold, as_task(gold)) == 1.0
+    assert per_file_similarity(gold, gold) == 1.0
+
+
 @pytest.mark.parametrize(
     "patch",
     [
@@ -290,6 +298,15 @@ PROPERTY = settings(max_examples=60, deadline=None)
 @given(patch=unified_diffs())
 def test_property_the_gold_scores_one(reward, patch: str) -> None:
     assert reward(patch, as_task(*split_gold(patch))) == 1.0
+
+
+@PROPERTY
+@given(text=arbitrary_text(), strip=st.booleans())
+def test_property_any_text_scores_one_against_itself(text: str, strip: bool) -> None:
+    """Garbage, cut-short and self-contradicting diffs included: the gold is the gold."""
+    assert functional_similarity(text, as_task(text), strip_comments=strip) == 1.0
+    assert testing_alignment(text, as_task("", text), strip_comments=strip) == 1.0
+    assert per_file_similarity(text, text, strip_comments=strip) == 1.0
 
 
 @PROPERTY
