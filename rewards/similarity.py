@@ -129,12 +129,21 @@ def _edits(fp: FilePatch, strip_comments: bool) -> list[_Edit]:
     maybe its comment dropped); a hunk without old lines starts after its `old_start`."""
     out: list[_Edit] = []
     for hunk in fp.hunks:
-        lines = [line for line in hunk.lines if line[:1] != "\\"]
-        bodies = [_COMMENT.sub("", line[1:]) for line in lines] if strip_comments else [line[1:] for line in lines]
-        texts = [" ".join(body.split()) for body in bodies]
-        old = tuple(text for line, text in zip(lines, texts, strict=True) if line[:1] != "+")
-        new = tuple(text for line, text in zip(lines, texts, strict=True) if line[:1] != "-")
-        out.append((hunk.old_start if old else hunk.old_start + 1, old, new))
+        lines = [line[:1] + _COMMENT.sub("", line[1:]) for line in hunk.lines] if strip_comments else hunk.lines
+        old: list[str] = []
+        new: list[str] = []
+        keep_old, keep_new = old.append, new.append  # one loop, bound methods: the hot path
+        for line in lines:
+            tag = line[:1]
+            if tag == "+":
+                keep_new(" ".join(line[1:].split()))
+            elif tag == "-":
+                keep_old(" ".join(line[1:].split()))
+            elif tag != "\\":  # context; "\\ No newline at end of file" is no line
+                text = " ".join(line[1:].split())
+                keep_old(text)
+                keep_new(text)
+        out.append((hunk.old_start if old else hunk.old_start + 1, tuple(old), tuple(new)))
     return out
 
 
@@ -170,7 +179,9 @@ def _positions(known: dict[int, str]) -> dict[str, list[int]]:
 
 
 def _realign(edit: _Edit, known: dict[int, str], index: dict[str, list[int]]) -> _Edit:
-    """`edit` moved to where its old lines fit the gold's best, if that beats where it says it is."""
+    """`edit` moved to where its old lines fit the gold's best, if that beats where it says it
+    is: offsets are voted for by old lines the gold has, tried in order of votes, then of
+    closeness; one where every old line agrees with the gold's is taken at once."""
     start, old, new = edit
     votes: Counter[int] = Counter()
     for j, text in enumerate(old):
@@ -183,6 +194,8 @@ def _realign(edit: _Edit, known: dict[int, str], index: dict[str, list[int]]) ->
         key = (_fit(cand, old, known), -abs(cand - start), -cand)
         if key > best_key:
             best, best_key = cand, key
+            if key[0] == len(old):
+                break
     return (best, old, new)
 
 
@@ -190,10 +203,9 @@ def _aligned(agent: list[_Edit], gold: list[_Edit], gold_known: dict[int, str]) 
     """The agent's edits, each that contradicts the gold's old lines realigned (`_realign`),
     except copies of the gold's own edits (a gold that contradicts itself still scores 1)."""
     index: dict[str, list[int]] | None = None
-    own = set(gold)
     out: list[_Edit] = []
     for edit in agent:
-        if edit not in own and _contradicts(edit, gold_known):
+        if _contradicts(edit, gold_known) and edit not in gold:
             index = _positions(gold_known) if index is None else index
             edit = _realign(edit, gold_known, index)
         out.append(edit)

@@ -49,53 +49,27 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from swerepair.core import ExecResult, SandboxError, cache_root
+from swerepair.core import ExecResult, SandboxError
 from swerepair.envs.sandbox.base import SandboxConfig, WorkspaceSandbox
 from swerepair.envs.sandbox.cgroup import Cgroup, CgroupSpec, create_cgroup
 from swerepair.envs.sandbox.hostfs import chown_tree, tree_bytes
 from swerepair.envs.sandbox.process import prlimit_prefix, run_process
 from swerepair.envs.sandbox.seccomp import filter_fd
+from swerepair.envs.sandbox.view import RBIN, USR_LINKS, WORKDIR, host_view
 
 __all__ = ["SANDBOX_UID", "BubblewrapSandbox", "bwrap_available", "privilege_mode"]
 
 log = logging.getLogger(__name__)
 
-WORKDIR = "/workspace"
-RBIN = "/opt/swerepair/bin"
 #: The host uid (and gid) commands run as when the sandbox is started by root.
 SANDBOX_UID = 65534
 #: Seconds between two measurements of the workspace's disk use while a command runs.
 DISK_POLL_S = 0.02
-_USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-_SYSTEM_DIRS = ("/usr", *_USR_LINKS)
-#: What of /etc programs inside need: name resolution of users, the dynamic loader, time
-#: zones, the alternatives links (awk), Debian's Python settings. Nothing secret.
-ETC_ENTRIES = (
-    "passwd",
-    "group",
-    "nsswitch.conf",
-    "hosts",
-    "host.conf",
-    "localtime",
-    "timezone",
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "alternatives",
-    "mime.types",
-    "protocols",
-    "services",
-    "os-release",
-    "debian_version",
-    "ssl/certs",
-    "ca-certificates.conf",
-)
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,12 +93,6 @@ def privilege_mode() -> str:
     """``"root"`` (bubblewrap runs privileged, the command as `SANDBOX_UID`) or ``"user"``
     (bubblewrap runs unprivileged in a user namespace)."""
     return "root" if os.geteuid() == 0 else "user"
-
-
-def _package_dir() -> str:
-    import swerepair
-
-    return os.path.realpath(os.path.dirname(swerepair.__file__))
 
 
 def _traversable_parents(args: list[str]) -> list[str]:
@@ -264,54 +232,22 @@ class BubblewrapSandbox(WorkspaceSandbox):
 
     # -- mounts ------------------------------------------------------------------------------
     def _mount_args(self) -> list[str]:
-        args: list[str] = ["--ro-bind", "/usr", "/usr"]
-        for d in _USR_LINKS:
-            if os.path.islink(d):
-                args += ["--symlink", os.readlink(d), d]
-            elif os.path.isdir(d):
-                args += ["--ro-bind", d, d]
-        for name in ETC_ENTRIES:
-            path = os.path.join("/etc", name)
-            if os.path.lexists(path):
-                args += ["--ro-bind", path, path]
-        # The interpreter that runs the tests, wherever it lives (pyenv, venv, conda).
-        prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
-        py = Path(self.config.python)
-        prefixes.add(str(py.parent.parent))
-        prefixes.add(str(Path(os.path.realpath(py)).parent.parent))
-        visible: list[str] = []
-        for p in sorted(prefixes):
-            real = os.path.realpath(p)
-            if real in ("/", "/etc") or any(real == s or real.startswith(s + "/") for s in _SYSTEM_DIRS):
-                continue  # never expose the whole root or /etc; system dirs are mounted already
-            for path in {p, real}:
-                if os.path.isdir(path) and path not in visible:
-                    visible.append(path)
+        args: list[str] = []
         limits = self.config.limits
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
-        args += ["--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
-        for path in sorted(visible, key=len):
-            args += ["--ro-bind", path, path]
-        # Hide the swerepair package (its task data holds the gold patches) and the cache
-        # (pristine checkouts) wherever a mount above exposed them, /usr included; then put
-        # back any interpreter prefix that lives inside a hidden directory (an editable
-        # install's .venv inside the source tree).
-        exposed = [os.path.realpath(v) for v in visible] + ["/usr"]
-        hidden = [
-            secret
-            for secret in (_package_dir(), os.path.realpath(cache_root()))
-            if os.path.isdir(secret) and any(secret == v or secret.startswith(v + "/") for v in exposed)
-        ]
-        for secret in hidden:
-            args += ["--tmpfs", secret]
-        for path in sorted(visible, key=len):
-            if any(path.startswith(h + "/") for h in hidden):
-                args += ["--ro-bind", path, path]
-        args += ["--dir", "/opt/swerepair", "--ro-bind", str(self.rbin), RBIN, "--bind", str(self.host_repo), WORKDIR]
-        if (self.host_repo / ".git").is_dir():
-            args += ["--ro-bind", str(self.host_repo / ".git"), f"{WORKDIR}/.git"]
-        args = _traversable_parents(args)
+        tmpfs = ["--proc", "/proc", "--dev", "/dev"]
+        tmpfs += ["--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+        tmpfs += ["--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
+        for m in host_view(self.config.python, self.rbin, self.host_repo):
+            if m.kind == "symlink":
+                args += ["--symlink", m.source, m.dest]
+            elif m.kind == "hide":
+                args += ["--tmpfs", m.dest]
+            else:
+                if tmpfs and not m.dest.startswith(("/usr", "/etc", *USR_LINKS)):
+                    args += tmpfs  # before the first prefix: a prefix under /tmp stays visible
+                    tmpfs = []
+                args += ["--ro-bind" if m.kind == "ro" else "--bind", m.source, m.dest]
+        args = _traversable_parents(args + tmpfs)
         args += ["--remount-ro", "/", "--chdir", WORKDIR]
         args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         if self.mode == "user":

@@ -204,11 +204,11 @@ def test_gold_data_and_cache_are_invisible(toy_task: Task) -> None:
 
 @needs_bwrap
 def test_package_is_hidden_even_under_a_system_directory(toy_task: Task, monkeypatch: pytest.MonkeyPatch) -> None:
-    from swerepair.envs.sandbox import bubblewrap
+    from swerepair.envs.sandbox import view
 
     system_pkg = "/usr/lib/python3/dist-packages" if os.path.isdir("/usr/lib/python3/dist-packages") else "/usr/lib"
     assert os.listdir(system_pkg)
-    monkeypatch.setattr(bubblewrap, "_package_dir", lambda: system_pkg)
+    monkeypatch.setattr(view, "_package_dir", lambda: system_pkg)
     with make_sandbox("bubblewrap", toy_task) as sb:
         res = sb.run(f"ls -A {system_pkg} | wc -l", 10)
     assert res.output.strip() == "0"
