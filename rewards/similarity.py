@@ -240,6 +240,7 @@ def _apply(start: int, end: int, edits: list[_Edit], known: dict[int, str]) -> s
 
 
 def _by_region(edits: list[_Edit], starts: list[int]) -> list[list[_Edit]]:
+    """`edits` grouped by the region (given by its first line) each lies in, order kept."""
     groups: list[list[_Edit]] = [[] for _ in starts]
     for edit in edits:
         groups[bisect_right(starts, edit[0]) - 1].append(edit)
@@ -263,8 +264,8 @@ def _meta(fp: FilePatch) -> set[str]:
 def _change_score(mine: FilePatch, ref: FilePatch, strip_comments: bool) -> float:
     """The fraction of the gold's change to one file that the agent's change closes."""
     mine_meta, ref_meta = _meta(mine), _meta(ref)
-    missed = sum(len(item) for item in mine_meta ^ ref_meta)  # d(A, G), summed below
-    wanted = sum(len(item) for item in ref_meta)  # d(O, G), summed below
+    agent_to_gold = sum(len(item) for item in mine_meta ^ ref_meta)  # Σ d(A, G), regions added below
+    old_to_gold = sum(len(item) for item in ref_meta)  # Σ d(O, G), regions added below
     gold = sorted(_edits(ref, strip_comments), key=_span)
     known: dict[int, str] = {}
     _learn(known, gold)
@@ -279,12 +280,12 @@ def _change_score(mine: FilePatch, ref: FilePatch, strip_comments: bool) -> floa
         g = _apply(start, end, g_edits, known) if g_edits else o
         a = _apply(start, end, a_edits, known) if a_edits else o
         if g != o:
-            wanted += Indel.distance(o, g)
+            old_to_gold += Indel.distance(o, g)
         if a != g:
-            missed += Indel.distance(a, g)
-    if wanted == 0:
-        return 1.0 if missed == 0 else 0.0
-    return max(0.0, 1.0 - missed / wanted)
+            agent_to_gold += Indel.distance(a, g)
+    if old_to_gold == 0:  # the gold changes nothing that survives normalisation
+        return 1.0 if agent_to_gold == 0 else 0.0
+    return max(0.0, 1.0 - agent_to_gold / old_to_gold)
 
 
 def _span(edit: _Edit) -> tuple[int, int]:

@@ -2,7 +2,8 @@
 
 `make_sandbox(kind, task)` prepares a fresh workspace for `task` (a copy of the cached checkout
 at its base commit) and returns a sandbox over it. `kind` is ``"bubblewrap"``, ``"local"`` or
-``"auto"`` (bubblewrap where it works, else local with a loud warning).
+``"gvisor"`` (a gVisor kernel per command, for hostile policies), ``"auto"`` (bubblewrap where it
+works, else local with a loud warning).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from swerepair.core import ExecResult, Sandbox, SandboxError, Task
 from swerepair.envs.sandbox.base import SandboxConfig, WorkspaceSandbox
 from swerepair.envs.sandbox.bubblewrap import BubblewrapSandbox, bwrap_available
+from swerepair.envs.sandbox.gvisor import GVisorSandbox, runsc_available
 from swerepair.envs.sandbox.local import LocalSandbox, LocalSandboxWarning
 from swerepair.envs.sandbox.process import ResourceLimits
 from swerepair.envs.sandbox.workspace import TaskRepositoryError, new_workspace, prepare_checkout
@@ -18,6 +20,7 @@ __all__ = [
     "SANDBOX_KINDS",
     "BubblewrapSandbox",
     "ExecResult",
+    "GVisorSandbox",
     "LocalSandbox",
     "LocalSandboxWarning",
     "ResourceLimits",
@@ -29,9 +32,10 @@ __all__ = [
     "bwrap_available",
     "make_sandbox",
     "resolve_kind",
+    "runsc_available",
 ]
 
-SANDBOX_KINDS = ("auto", "bubblewrap", "local")
+SANDBOX_KINDS = ("auto", "bubblewrap", "gvisor", "local")
 
 
 def resolve_kind(kind: str) -> str:
@@ -49,9 +53,11 @@ def make_sandbox(kind: str, task: Task, config: SandboxConfig | None = None) -> 
     kind = resolve_kind(kind)
     if kind == "bubblewrap" and not bwrap_available():
         raise SandboxError("bubblewrap cannot create namespaces here; use sandbox='local'")
+    if kind == "gvisor" and not runsc_available():
+        raise SandboxError("the gVisor sandbox needs runsc (apt-get install runsc) and root")
     checkout = prepare_checkout(task)
     episode_dir, repo_dir = new_workspace(checkout, parent=config.tmp_dir)
-    cls = BubblewrapSandbox if kind == "bubblewrap" else LocalSandbox
+    cls = {"bubblewrap": BubblewrapSandbox, "gvisor": GVisorSandbox}.get(kind, LocalSandbox)
     try:
         return cls(episode_dir, repo_dir, task.base_commit, config)
     except BaseException:

@@ -50,14 +50,11 @@ import os
 import shutil
 import subprocess
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from swerepair.core import ExecResult, SandboxError
-from swerepair.envs.sandbox.base import SandboxConfig, WorkspaceSandbox
-from swerepair.envs.sandbox.cgroup import Cgroup, CgroupSpec, create_cgroup
-from swerepair.envs.sandbox.hostfs import chown_tree, tree_bytes
+from swerepair.envs.sandbox.base import SandboxConfig
+from swerepair.envs.sandbox.isolated import DISK_POLL_S, IsolatedSandbox
 from swerepair.envs.sandbox.process import prlimit_prefix, run_process
 from swerepair.envs.sandbox.seccomp import filter_fd
 from swerepair.envs.sandbox.view import RBIN, USR_LINKS, WORKDIR, host_view
@@ -68,8 +65,6 @@ log = logging.getLogger(__name__)
 
 #: The host uid (and gid) commands run as when the sandbox is started by root.
 SANDBOX_UID = 65534
-#: Seconds between two measurements of the workspace's disk use while a command runs.
-DISK_POLL_S = 0.02
 
 
 @functools.lru_cache(maxsize=1)
@@ -166,10 +161,9 @@ print("SWEREPAIR-SELF-CHECK " + json.dumps(problems))
 
 _verified: set[tuple[object, ...]] = set()
 _verify_lock = threading.Lock()
-_no_cgroup_logged = False
 
 
-class BubblewrapSandbox(WorkspaceSandbox):
+class BubblewrapSandbox(IsolatedSandbox):
     """Commands run under `bwrap` with the workspace at ``/workspace`` (see the module docstring)."""
 
     workdir = WORKDIR
@@ -197,29 +191,8 @@ class BubblewrapSandbox(WorkspaceSandbox):
                 "--no-new-privs",
                 "--",
             ]
-            self.file_owner = (uid, uid)
-            try:
-                chown_tree(self.host_repo, self.file_owner)
-            except OSError as exc:
-                raise SandboxError(f"cannot hand the workspace to uid {uid}: {exc}") from exc
         self._mounts = self._mount_args()
-        limits = config.limits
-        self.cgroup: Cgroup | None = None
-        if limits.memory_bytes or limits.max_processes:
-            self.cgroup = create_cgroup(
-                CgroupSpec(
-                    memory_bytes=limits.memory_bytes or (1 << 62),
-                    max_processes=limits.max_processes or 1 << 22,
-                    cpus=limits.cpus or float(os.cpu_count() or 1),
-                )
-            )
-            global _no_cgroup_logged
-            if self.cgroup is None and not _no_cgroup_logged:
-                _no_cgroup_logged = True
-                log.warning(
-                    "no cgroup could be created here: the sandbox's memory and process limits apply "
-                    "per process only (see swerepair.envs.sandbox.cgroup)"
-                )
+        self._make_cgroup()
         try:
             self._verify()
         except BaseException:
@@ -294,15 +267,8 @@ class BubblewrapSandbox(WorkspaceSandbox):
                 *inner,
             ]
             launcher_env = {"PATH": "/usr/bin:/bin"}
-            if self.cgroup is not None:
-                # Join the cgroup first, so that every process bwrap starts is inside it.
-                joins = " ".join(f"'{p}'" for p in self.cgroup.procs_files)
-                script = f'for f in {joins}; do echo $$ > "$f" || exit 125; done; exec "$@"'
-                argv = ["/bin/sh", "-c", script, "sh", *argv]
-            budget = self.config.limits.disk_bytes
-            watch = None
-            if watch_disk and budget:
-                watch = self._disk_watch(budget)
+            argv = self._in_cgroup(argv)
+            watch = self._disk_watch() if watch_disk else None
             try:
                 result = run_process(
                     argv,
@@ -331,30 +297,6 @@ class BubblewrapSandbox(WorkspaceSandbox):
             raise SandboxError(f"bwrap could not set up the sandbox: {result.output.strip()[:2000]}")
         return result
 
-    def _disk_watch(self, budget: int) -> Callable[[], str | None]:
-        """A check of the workspace's growth against `budget`, cheap enough to call every
-        `DISK_POLL_S`: it skips calls while the last measurement's cost says it is too soon
-        (a big repository is measured less often)."""
-        repo, base_size = self.host_repo, self._base_bytes()
-        next_at = 0.0
-
-        def watch() -> str | None:
-            nonlocal next_at
-            now = time.monotonic()
-            if now < next_at:
-                return None
-            used = tree_bytes(repo, stop_at=base_size + budget) - base_size
-            next_at = now + 10 * (time.monotonic() - now)
-            return f"the workspace grew past its disk budget of {budget} bytes" if used > budget else None
-
-        return watch
-
-    def _base_bytes(self) -> int:
-        cached = getattr(self, "_base_size", None)
-        if cached is None:
-            cached = self._base_size = tree_bytes(self.host_repo)
-        return cached
-
     # -- self-check --------------------------------------------------------------------------
     def _verify(self) -> None:
         """Run the isolation probe once per process and settings; refuse to run if it fails."""
@@ -377,14 +319,3 @@ class BubblewrapSandbox(WorkspaceSandbox):
                     "refusing to run: inside the sandbox a command " + "; ".join(problems) + f" (mode: {self.mode})"
                 )
             _verified.add(key)
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def _release_cgroup(self) -> None:
-        if self.cgroup is not None:
-            self.cgroup.close()
-            self.cgroup = None
-
-    def close(self) -> None:
-        """See `swerepair.core.Sandbox.close`; also removes the sandbox's cgroup."""
-        self._release_cgroup()
-        super().close()
