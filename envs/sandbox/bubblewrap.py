@@ -134,11 +134,8 @@ for line in open("/proc/self/status"):
         problems.append("no_new_privs is not set")
     if key == "Seccomp" and value != "2":
         problems.append("no seccomp filter is active")
-uid = os.getuid()
-for line in open("/proc/self/uid_map"):
-    inside, outside, count = map(int, line.split())
-    if inside <= uid < inside + count and outside + uid - inside == 0:
-        problems.append("runs as host uid 0")
+if os.getuid() == 0 or os.geteuid() == 0:
+    problems.append("runs as uid 0")
 for path in ("/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe", "/proc/sysrq-trigger"):
     try:
         fd = os.open(path, os.O_WRONLY)
@@ -181,6 +178,8 @@ class BubblewrapSandbox(IsolatedSandbox):
             if setpriv is None:
                 raise SandboxError("the sandbox needs util-linux 'setpriv' to drop root (apt-get install util-linux)")
             uid = config.sandbox_uid
+            if uid == 0:
+                raise SandboxError("sandbox_uid must not be 0: commands would run as host root")
             self._setpriv = [
                 setpriv,
                 f"--reuid={uid}",
@@ -263,7 +262,9 @@ class BubblewrapSandbox(IsolatedSandbox):
                 str(args_fd),
                 "--",
                 *self._setpriv,
-                *prlimit_prefix(self.config.limits, timeout),
+                *prlimit_prefix(
+                    self.config.limits, timeout, nproc=None if self.cgroup else self.config.limits.max_processes
+                ),
                 *inner,
             ]
             launcher_env = {"PATH": "/usr/bin:/bin"}
@@ -299,7 +300,12 @@ class BubblewrapSandbox(IsolatedSandbox):
 
     # -- self-check --------------------------------------------------------------------------
     def _verify(self) -> None:
-        """Run the isolation probe once per process and settings; refuse to run if it fails."""
+        """Run the isolation probe once per process and settings; refuse to run if it fails.
+
+        The probe checks what only the inside can tell (capabilities, no_new_privs, seccomp,
+        writable kernel settings, mount, user namespaces, /etc/shadow) and that it is not uid 0.
+        Its host uid is settled outside: `SANDBOX_UID` (never 0) under root, the caller's
+        own non-zero uid otherwise (a nested user namespace hides the host mapping from inside)."""
         key = (self.mode, self.config.python, self.config.sandbox_uid, os.geteuid())
         with _verify_lock:
             if key in _verified:

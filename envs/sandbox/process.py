@@ -63,8 +63,11 @@ class ResourceLimits:
     tmp_bytes: int = 512 << 20
 
 
-def prlimit_prefix(limits: ResourceLimits, timeout: float) -> list[str]:
+def prlimit_prefix(limits: ResourceLimits, timeout: float, *, nproc: int | None = None) -> list[str]:
     """argv prefix that applies `limits` with util-linux `prlimit` (empty if it is missing).
+
+    `nproc` also sets RLIMIT_NPROC: the fallback process limit where no cgroup bounds the tree
+    (it counts every process of the command's uid, in its user namespace).
 
     `prlimit` is used instead of a `preexec_fn` because `preexec_fn` is unsafe in threaded
     programs (rollout workers often are).
@@ -79,6 +82,7 @@ def prlimit_prefix(limits: ResourceLimits, timeout: float) -> list[str]:
         f"--as={limits.address_space_bytes}",
         f"--fsize={limits.file_size_bytes}",
         f"--nofile={limits.open_files}",
+        *([f"--nproc={nproc}"] if nproc else []),
         "--",
     ]
 
