@@ -4,15 +4,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints/cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps vllm-env demo solve validate test test-slow lint bench bundled
+.PHONY: setup sysdeps vllm-env demo solve validate test test-slow security-user lint bench bundled
 
 setup: sysdeps $(STAMP)
 
 # bubblewrap is the default sandbox; without it the env falls back to the (unisolated) local one.
+# Started by root it drops privileges with util-linux's setpriv.
 sysdeps:
-	@if ! command -v bwrap >/dev/null 2>&1; then \
+	@if ! command -v bwrap >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux; \
 	  else echo "note: install bubblewrap (apt-get install bubblewrap) for the isolated sandbox"; fi; \
 	fi
 
@@ -62,6 +63,10 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# The security suite as an unprivileged user (uid 65534), from a copy of the tree; run as root.
+security-user: sysdeps
+	bash tests/security/run_as_user.sh
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,7 +1,10 @@
 """Latency of `SweRepairEnv.reset` and `SweRepairEnv.step`, per sandbox kind.
 
-For each sandbox ("bubblewrap", skipped with a note where `bwrap_available()` is False, and
-"local") this measures, over the bundled tasks:
+For each sandbox ("bubblewrap", the hardened one; "bubblewrap-unhardened", the invocation the
+package used before the integrity work, rebuilt here for comparison: bwrap as the caller (root
+keeps its capabilities), no seccomp filter, no uid switch, no cgroup, no argument fd, no disk
+watch; "gvisor" where runsc runs, with fewer samples; "local"; the bubblewrap kinds skipped with
+a note where `bwrap_available()` is False) this measures, over the bundled tasks:
 
 - reset: ``env.reset(options={"task_id": ...})``, cycling over the tasks, after one warm-up
   reset per task (the first reset of a task builds its cached checkout), so the figures are
@@ -32,8 +35,56 @@ import tempfile
 import time
 import warnings
 
+from swerepair.core import ExecResult, SandboxError
 from swerepair.envs import SweRepairEnv
-from swerepair.envs.sandbox import bwrap_available
+from swerepair.envs.sandbox import BubblewrapSandbox, bwrap_available, runsc_available
+from swerepair.envs.sandbox.base import WorkspaceSandbox
+from swerepair.envs.sandbox.process import prlimit_prefix, run_process
+from swerepair.envs.sandbox.workspace import new_workspace, prepare_checkout
+
+
+class UnhardenedBubblewrap(BubblewrapSandbox):
+    """The bubblewrap launch as it was before the integrity work (for the comparison row only):
+    bwrap runs as the caller with its mounts on the command line, ``--unshare-all``, no
+    seccomp, no setpriv, no cgroup, no self-check, no disk watch."""
+
+    def __init__(self, episode_dir, repo_dir, base_commit, config) -> None:
+        WorkspaceSandbox.__init__(self, episode_dir, repo_dir, base_commit, config)
+        self.cgroup = None
+        self._base_size = None
+        self._bwrap = "bwrap"
+        self.mode = "user"  # no setpriv, no user-namespace flags added below
+        self._setpriv = []
+        self._mounts = [a for a in self._mount_args() if a not in ("--disable-userns", "--unshare-user")]
+
+    def _launch(self, inner, env, timeout, stdin, max_output) -> ExecResult:
+        setenv = [x for k, v in env.items() for x in ("--setenv", k, v)]
+        argv = [
+            self._bwrap,
+            *self._mounts,
+            "--unshare-all",
+            *setenv,
+            "--",
+            *prlimit_prefix(self.config.limits, timeout),
+            *inner,
+        ]
+        return run_process(
+            argv, timeout=timeout, env={"PATH": "/usr/bin:/bin"}, stdin=stdin, max_output_bytes=max_output
+        )
+
+
+def unhardened_factory(task):
+    from swerepair.envs.sandbox import SandboxConfig
+
+    episode_dir, repo_dir = new_workspace(prepare_checkout(task))
+    try:
+        return UnhardenedBubblewrap(episode_dir, repo_dir, task.base_commit, SandboxConfig())
+    except SandboxError:
+        import shutil
+
+        shutil.rmtree(episode_dir, ignore_errors=True)
+        raise
+
 
 ACTION = '<tool_call>{"name": "shell", "arguments": {"cmd": "true"}}</tool_call>'
 TARGET_RESET_MS = 50
@@ -56,7 +107,8 @@ def timed(fn, n: int) -> list[float]:
 
 
 def make_env(kind: str) -> SweRepairEnv:
-    return SweRepairEnv(tasks="bundled", sandbox=kind, max_steps=10_000, max_context_tokens=10**9, max_wall_s=1e9)
+    sandbox = unhardened_factory if kind == "bubblewrap-unhardened" else kind
+    return SweRepairEnv(tasks="bundled", sandbox=sandbox, max_steps=10_000, max_context_tokens=10**9, max_wall_s=1e9)
 
 
 def cold_prepare(kind: str, task_id: str) -> float:
@@ -108,11 +160,14 @@ def main() -> int:
         ap.error("--n must be at least 1")
     args.n_resets, args.n_steps = args.n or 50, args.n or 100
 
-    kinds = ["bubblewrap", "local"]
+    kinds = ["bubblewrap", "bubblewrap-unhardened", "gvisor", "local"]
     notes = []
     if not bwrap_available():
-        kinds.remove("bubblewrap")
+        kinds = [k for k in kinds if not k.startswith("bubblewrap")]
         notes.append("bubblewrap skipped: bwrap_available() is False on this machine")
+    if not runsc_available():
+        kinds.remove("gvisor")
+        notes.append("gvisor skipped: runsc is missing or this process is not root")
     result: dict = {}
     logging.getLogger("swerepair").setLevel(logging.ERROR)
     with warnings.catch_warnings():
@@ -121,7 +176,12 @@ def main() -> int:
         result["cold_prepare_ms"] = round(cold_prepare(kinds[0], first_id) * 1e3, 3)
         result["cold_prepare_sandbox"] = kinds[0]
         for kind in kinds:
-            result[kind] = bench_kind(kind, args.n_resets, args.n_steps)
+            slow = kind == "gvisor"  # about 0.3 s per command: fewer samples
+            n_resets, n_steps = (
+                (min(args.n_resets, 10), min(args.n_steps, 20)) if slow else (args.n_resets, args.n_steps)
+            )
+            result[kind] = bench_kind(kind, n_resets, n_steps)
+            result[kind]["n"] = {"resets": n_resets, "steps": n_steps}
         subprocess.run(["true"])  # warm-up
         result["bare_subprocess_ms"] = pct(timed(lambda: subprocess.run(["true"]), args.n_steps))
     result["target_reset_ms"] = TARGET_RESET_MS
@@ -133,9 +193,10 @@ def main() -> int:
     rows = [("measurement", "sandbox", "n", "p50 ms", "p90 ms", "step/bare p50")]
     for kind in kinds:
         r, s = result[kind]["reset_ms"], result[kind]["step_ms"]
-        rows.append(("reset", kind, str(args.n_resets), f"{r['p50']:.2f}", f"{r['p90']:.2f}", ""))
+        n = result[kind]["n"]
+        rows.append(("reset", kind, str(n["resets"]), f"{r['p50']:.2f}", f"{r['p90']:.2f}", ""))
         ratio = f"{s['p50'] / bare['p50']:.1f}x" if bare["p50"] > 0 else "n/a"
-        rows.append(("step (shell true)", kind, str(args.n_steps), f"{s['p50']:.2f}", f"{s['p90']:.2f}", ratio))
+        rows.append(("step (shell true)", kind, str(n["steps"]), f"{s['p50']:.2f}", f"{s['p90']:.2f}", ratio))
     rows.append(("bare subprocess", "-", str(args.n_steps), f"{bare['p50']:.2f}", f"{bare['p90']:.2f}", "1.0x"))
     rows.append(("cold prepare", kinds[0], "1", f"{result['cold_prepare_ms']:.2f}", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -172,6 +172,9 @@ TAMPERS: tuple[Tamper, ...] = (
 )
 
 
+#: (task id, tamper name, value, failed) for every tampering patch the suite scored.
+TAMPER_RESULTS: list[tuple[str, str, float | None, bool]] = []
+
 #: Attacks that start long-lived processes put this number in their command line.
 MARKER = "9876543"
 

@@ -12,7 +12,7 @@ from swerepair.core import Task
 from swerepair.envs.sandbox import make_sandbox
 from swerepair.rewards import TestsPass
 
-from attack_kit import TAMPERS, Tamper
+from attack_kit import TAMPER_RESULTS, TAMPERS, Tamper
 from helpers import needs_bwrap
 
 pytestmark = [needs_bwrap]
@@ -38,6 +38,7 @@ def _check_task(task: Task) -> None:
 
     with ThreadPoolExecutor(2) as pool:
         outcomes = list(pool.map(attempt, TAMPERS))
+    TAMPER_RESULTS.extend((task.instance_id, name, o.value, o.failed) for name, o in outcomes)
     wrong = {name: (o.value, o.failed, o.reason, dict(o.details)) for name, o in outcomes if o.failed or o.value != 0.0}
     assert not wrong, wrong
     assert len(outcomes) >= 10
