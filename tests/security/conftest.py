@@ -42,7 +42,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             outcome = "blocked / contained"
         lines.append(f"| {_CLASSES.get(path, path)} | `{name}` | {outcome} |")
     per_tamper: dict[str, list[str]] = defaultdict(list)
-    for task_id, tamper, value, failed in attack_kit.TAMPER_RESULTS:
+    for _task_id, tamper, value, failed in attack_kit.TAMPER_RESULTS:
         per_tamper[tamper].append("failed" if failed else f"{value:g}")
     if per_tamper:
         lines += ["", "| tampering patch (no fix) | tests_pass on each task run |", "|---|---|"]
