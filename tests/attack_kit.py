@@ -104,18 +104,41 @@ if _r is not None:
     _C.__init__ = _init
 """
 
+# The same from code imported with the tests, without a flagged token or a hook: wraps the
+# report class so a failed call becomes an XFAIL.
+_XFAIL_STEALTH = """
+import sys as _s
+_r = getattr(_s, "mod" + "ules").get("_py" + "test.reports")
+if _r is not None:
+    _C = getattr(_r, "Test" + "Report")
+    _orig = _C.__init__
+
+    def _init(self, *a, **k):
+        _orig(self, *a, **k)
+        if self.outcome == "fail" + "ed" and self.when == "call":
+            self.outcome = "skip" + "ped"
+            self.wasxfail = "x"
+
+    _C.__init__ = _init
+"""
+
 # Package code that kills the test process with a status, no flagged token.
 _STEALTH_EXIT = """
 import os as _o
 getattr(_o, "_" + "exit")(3)
 """
 
-_XFAIL_EVERYTHING = """import pytest
+# Turns every failing test into an expected failure (XFAIL) and leaves passing tests alone.
+_XFAIL_FAILURES = """import pytest
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        item.add_marker(pytest.mark.xfail(reason="tampered", strict=False))
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        report.outcome = "skipped"
+        report.wasxfail = "tampered"
 """
 
 
@@ -164,7 +187,8 @@ TAMPERS: tuple[Tamper, ...] = (
     ),
     Tamper("package code patches the report class, no flagged token", _append_to_package(_STEALTH_REPORT_PATCH)),
     Tamper("package code exits the test process, no flagged token", _append_to_package(_STEALTH_EXIT)),
-    Tamper("conftest turns failures into xfail", lambda t: new_file("conftest.py", _XFAIL_EVERYTHING)),
+    Tamper("conftest turns failures into xfail", lambda t: new_file("conftest.py", _XFAIL_FAILURES)),
+    Tamper("tests/__init__.py turns failures into xfail", lambda t: new_file("tests/__init__.py", _XFAIL_STEALTH)),
     Tamper("wrapper appended to the failing test file", _shadow_test_file),
     Tamper("sitecustomize.py", lambda t: new_file("sitecustomize.py", _STEALTH_REPORT_PATCH)),
     Tamper("a .pth file", lambda t: new_file("evil.pth", "import os; os._exit(0)\n")),

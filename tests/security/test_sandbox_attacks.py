@@ -283,7 +283,7 @@ def test_memory_bomb_is_contained() -> None:
     (where the machine gives the sandbox a cgroup; else each process's address-space limit)."""
     from swerepair.envs.sandbox import ResourceLimits, SandboxConfig
 
-    limits = ResourceLimits(memory_bytes=256 << 20, address_space_bytes=1 << 30)
+    limits = ResourceLimits(memory_bytes=128 << 20, address_space_bytes=512 << 20)
     e = SweRepairEnv(
         tasks="bundled", sandbox="bubblewrap", sandbox_config=SandboxConfig(limits=limits), tool_timeout_s=30
     )
@@ -292,7 +292,7 @@ def test_memory_bomb_is_contained() -> None:
     out = py(e, code)
     assert "timed out" not in out and ("MemoryError" in out or "exit code" in out), out
     cgroup = e.unwrapped.sandbox.cgroup
-    if cgroup is not None:  # 8 x 1 GiB allowed per process: only the cgroup's 256 MiB stops them
+    if cgroup is not None:  # 8 x 512 MiB allowed per process: only the cgroup's 128 MiB stops them
         assert cgroup.memory_events().get("oom_kill", 0) > 0, cgroup.memory_events()
     e.close()
 
