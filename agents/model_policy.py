@@ -3,6 +3,10 @@
 `act(conversations)` is stateless: it renders each conversation from scratch. Token-exact
 rollouts use `act_on(builders)` instead, which generates from each episode's accumulated
 token sequence (see `swerepair.agents.episode`).
+
+When the backend loses part of a batch (`GenerationError` with ``results``, a server that went
+away), both raise `GenerationError` whose ``results`` hold the turns that were generated and
+the errors of those that were not.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 from swerepair.agents.chat import ChatRenderer
 from swerepair.agents.episode import EpisodeBuilder
-from swerepair.agents.policy import AssistantTurn, Backend, Generation
+from swerepair.agents.policy import AssistantTurn, Backend, Generation, GenerationError
 
 __all__ = ["ModelPolicy"]
 
@@ -39,10 +43,23 @@ class ModelPolicy:
             policy_version=gen.policy_version,
         )
 
+    def _turns(self, prompts: Sequence[Sequence[int]]) -> list[AssistantTurn]:
+        try:
+            generations = self.backend.generate(prompts)
+        except GenerationError as exc:
+            if exc.results is None or len(exc.results) != len(prompts):
+                raise
+            partial = [
+                self._turn(p, g) if isinstance(g, Generation) else g for p, g in zip(prompts, exc.results, strict=True)
+            ]
+            raise GenerationError(str(exc), results=partial) from exc
+        return [self._turn(p, g) for p, g in zip(prompts, generations, strict=True)]
+
     def act(self, conversations: Sequence[Sequence[Message]]) -> list[AssistantTurn]:
         """One turn per conversation, each rendered from scratch with the generation prompt."""
-        prompts = [self.renderer.encode(self.renderer.render(c, add_generation_prompt=True)) for c in conversations]
-        return [self._turn(p, g) for p, g in zip(prompts, self.backend.generate(prompts), strict=True)]
+        return self._turns(
+            [self.renderer.encode(self.renderer.render(c, add_generation_prompt=True)) for c in conversations]
+        )
 
     def start(self, messages: Sequence[Message]) -> EpisodeBuilder:
         """A token-exact episode starting from the env's first observation."""
@@ -50,5 +67,4 @@ class ModelPolicy:
 
     def act_on(self, builders: Sequence[EpisodeBuilder]) -> list[AssistantTurn]:
         """One turn per episode, generated from each episode's own token sequence."""
-        prompts = [b.prompt_ids for b in builders]
-        return [self._turn(p, g) for p, g in zip(prompts, self.backend.generate(prompts), strict=True)]
+        return self._turns([b.prompt_ids for b in builders])

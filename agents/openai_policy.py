@@ -66,8 +66,10 @@ to `max_retries` times (so ``max_retries + 1`` requests at most), waiting ``back
 (k = 0, 1, ...) with jitter (times a uniform factor in [0.5, 1]), capped at
 `OpenAIPolicy.max_backoff_s` (30 s), and at least the answer's ``Retry-After`` seconds (also
 capped). Other error statuses (400, 401, 404, 422, ...) raise `OpenAIError` at once; so does a 2xx answer that is not a
-chat-completions JSON object (it is never retried). After the last retry `OpenAIError` is raised
-with the last error (HTTP status and body, or the connection error as ``__cause__``).
+chat-completions JSON object (it is never retried). After the last retry `OpenAIUnavailable` (an
+`OpenAIError` and a `swerepair.agents.policy.GenerationError`) is raised with the last error (HTTP
+status and body, or the connection error as ``__cause__``): rollouts then fail the episodes
+waiting for those turns (``exit_reason="policy_error"``) instead of stopping.
 
 The API key is the `api_key` argument, else ``$OPENAI_API_KEY`` if set, sent as
 ``Authorization: Bearer ...``. Proxies come from the usual ``*_proxy`` environment variables.
@@ -88,9 +90,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from swerepair.agents.policy import AssistantTurn
+from swerepair.agents.policy import AssistantTurn, GenerationError
 
-__all__ = ["RETRY_STATUSES", "VLLM_FIELDS", "OpenAIError", "OpenAIPolicy", "to_openai_messages"]
+__all__ = ["RETRY_STATUSES", "VLLM_FIELDS", "OpenAIError", "OpenAIPolicy", "OpenAIUnavailable", "to_openai_messages"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,10 @@ class OpenAIError(RuntimeError):
         self.status = status
         self.body = body
         self.attempts = attempts
+
+
+class OpenAIUnavailable(OpenAIError, GenerationError):
+    """The server could not be reached, or kept answering 429/5xx, through every retry."""
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[Message]:
@@ -385,7 +391,7 @@ class OpenAIPolicy:
             if attempt <= self.max_retries:
                 log.warning("POST %s (attempt %d of %d): %s", self.url, attempt, self.max_retries + 1, last_error)
         attempts = self.max_retries + 1
-        error = OpenAIError(
+        error = OpenAIUnavailable(
             f"POST {self.url} failed after {attempts} attempt(s): {last_error}",
             status=last_status,
             body=last_body,

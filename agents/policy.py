@@ -14,9 +14,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["AssistantTurn", "Backend", "Generation", "Policy", "ScriptedPolicy"]
+__all__ = ["AssistantTurn", "Backend", "Generation", "GenerationError", "Policy", "ScriptedPolicy"]
 
 Message = dict[str, Any]
+
+
+class GenerationError(RuntimeError):
+    """The policy could not produce a turn for reasons outside the model: its inference server
+    is unreachable, was restarted, or dropped the connection. Rollouts fail the affected
+    episodes (``exit_reason="policy_error"``) instead of stopping; trainers drop them.
+
+    Attributes:
+        results: when the batch failed only in part, one entry per prompt (or conversation) of
+            the batch, in order: the result (a `Generation` from a backend, an `AssistantTurn`
+            from a policy) where it succeeded, the exception where it failed. ``None`` when
+            the whole batch failed.
+    """
+
+    def __init__(self, message: str, *, results: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.results = results
 
 
 @dataclass(frozen=True)

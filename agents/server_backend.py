@@ -12,10 +12,17 @@ ids as the prompt and ``return_token_ids``, which is vLLM's token-exact path. vL
 its answers with a policy version; `version_source` (the trainer's pusher) supplies the version
 the server served when the request was sent, so a turn generated across a weight update is
 tagged with the older version, the one that counts for its staleness.
+
+A request that fails in transport (the server refused the connection, dropped it, answered an
+HTTP error or a truncated body: it was stopped, restarted or crashed) is not retried, since a
+restarted server no longer holds the trainer's weights: `generate` raises `GenerationError`,
+whose ``results`` hold the generations that succeeded and the errors of those that did not, so
+that a rollout fails only the episodes whose turn was lost (see `swerepair.envs.rollout`).
 """
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import urllib.request
@@ -23,7 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from swerepair.agents.policy import Generation
+from swerepair.agents.policy import Generation, GenerationError
 
 __all__ = ["ServerBackend"]
 
@@ -70,8 +77,11 @@ class ServerBackend:
         request = urllib.request.Request(
             url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
         )
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-            return json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return json.loads(response.read())
+        except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError, HTTPError, resets, bad JSON
+            raise GenerationError(f"POST {url}: {type(exc).__name__}: {exc}") from exc
 
     def _one(self, url: str, prompt: Sequence[int]) -> Generation:
         version_at_start = self.version_source(url) if self.version_source is not None else 0
@@ -107,16 +117,30 @@ class ServerBackend:
         return Generation(ids, logprobs, text, finish, int(version_at_start if version is None else version))
 
     def generate(self, prompts: Sequence[Sequence[int]]) -> list[Generation]:
-        """Continue each prompt on a server; one `Generation` per prompt, in order."""
+        """Continue each prompt on a server; one `Generation` per prompt, in order.
+
+        Raises `GenerationError` if a request failed in transport, with ``results`` holding a
+        `Generation` or the `GenerationError` for each prompt (every request is waited for)."""
         import time
 
         started = time.monotonic()
         futures = [self._pool.submit(self._one, self.urls[next(self._next)], p) for p in prompts]
-        out = [f.result() for f in futures]
+        results: list[Generation | GenerationError] = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except GenerationError as exc:
+                results.append(exc)
+        out = [r for r in results if isinstance(r, Generation)]
         self.stats["generated_tokens"] += sum(len(g.token_ids) for g in out)
         self.stats["seconds"] += time.monotonic() - started
         if out:
             self.policy_version = max(self.policy_version, *(g.policy_version for g in out))
+        failed = [r for r in results if isinstance(r, GenerationError)]
+        if failed:
+            raise GenerationError(
+                f"{len(failed)} of {len(results)} generations failed; first: {failed[0]}", results=list(results)
+            )
         return out
 
     def close(self) -> None:

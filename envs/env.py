@@ -5,6 +5,29 @@ Action: one assistant turn, as raw completion text or an assistant message dict.
 Reward: 0 on every step but the last; on the last, the configured reward of the final patch.
 
 See docs/env.md for every field of `info`, the budgets and how to plug in a scaffold.
+
+Faults. An episode the infrastructure spoiled ends with ``info["failed"] = True`` (a trainer drops
+it; its 0.0 is no reward signal), never with an exception out of `step`:
+
+- ``sandbox_error``: the sandbox could not be made at reset (a `SandboxError`, or an `OSError`
+  such as a full disk, ENOSPC, while the workspace is prepared), or it broke during the episode
+  (killed, its workspace gone: a tool or the final ``git diff`` raises `SandboxError`);
+- ``reward_error``: the reward could not be computed (a verifier that timed out or crashed);
+- ``policy_error`` (or any reason a caller names): the caller ended the episode with `abort`,
+  e.g. a rollout whose inference server went away before the turn came back.
+
+A tool's command is bounded by ``tool_timeout_s`` (a command past it is killed, and the model
+reads ``[command timed out ...]``: an observation, not a failure). A tool's Python function is
+bounded too: it runs on a daemon thread, and one that has not returned after ``tool_deadline_s``
+(default ``2 * tool_timeout_s + 30``) is abandoned: the model reads ``Error: the tool 'NAME' did
+not finish within Ns ...``, counted in ``tool_stats["errors"]`` and ``["timeouts"]``, and the
+episode goes on. Python cannot stop a thread: an abandoned function runs on until it returns (its
+result is discarded) and may still act on the workspace meanwhile; once the episode ends its
+sandbox is closed under it.
+
+Configuration errors still raise: `TaskRepositoryError` from `reset` for a task whose repository
+or commit is missing (`swerepair.envs.rollout.run_episodes` turns it into a failed episode,
+``repository_error``, so that a repository vanishing mid-training fails only its episodes).
 """
 
 from __future__ import annotations
@@ -12,6 +35,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -94,6 +118,10 @@ class _Episode:
     done: bool = False
 
 
+class _ToolOverran(Exception):
+    """A tool's function did not return within the env's tool deadline."""
+
+
 class SweRepairEnv(gym.Env[list[Message], Any]):
     """Repository-level bug repair as a Gymnasium environment.
 
@@ -108,6 +136,9 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             The default, ``functional_similarity``, scores the gold patch exactly 1.
         budgets: step, context and wall-clock budgets.
         tool_timeout_s: wall-clock limit of one tool command.
+        tool_deadline_s: wall-clock limit of one tool function (default ``2 * tool_timeout_s +
+            30``); a tool past it is abandoned and answered with an error (see the module
+            docstring).
         max_output_chars: tool output beyond this many characters is cut (head and tail kept).
         token_counter: counts a conversation's tokens for the context budget
             (default: `estimate_tokens`).
@@ -128,6 +159,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         reward: str | RewardFn = "functional_similarity",
         budgets: Budgets | None = None,
         tool_timeout_s: float = 30.0,
+        tool_deadline_s: float | None = None,
         max_output_chars: int = 8000,
         token_counter: Callable[[Sequence[Message]], int] | None = None,
         verifier_timeout_s: float = 300.0,
@@ -149,6 +181,9 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             raise TypeError(f"unknown argument(s) {sorted(unknown)}")
         self.budgets = Budgets(**{**(budgets or Budgets()).__dict__, **budget_overrides})
         self.tool_ctx = ToolContext(timeout_s=tool_timeout_s, max_output_chars=max_output_chars)
+        self.tool_deadline_s = 2 * tool_timeout_s + 30.0 if tool_deadline_s is None else float(tool_deadline_s)
+        if not self.tool_deadline_s > 0:
+            raise ValueError(f"tool_deadline_s must be > 0, got {tool_deadline_s!r}")
         self.token_counter = token_counter or estimate_tokens
         self.sandbox_config = sandbox_config or SandboxConfig()
         if callable(sandbox):
@@ -195,9 +230,9 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         failure = None
         try:
             sandbox = self._factory(task)
-        except SandboxError as exc:
-            failure = f"sandbox: {exc}"
-            log.error("task %s: could not create the sandbox: %s", task.instance_id, exc)
+        except (SandboxError, OSError) as exc:  # OSError: a full disk, too many open files, ...
+            failure = f"sandbox: {exc}" if isinstance(exc, SandboxError) else f"sandbox: {type(exc).__name__}: {exc}"
+            log.error("task %s: could not create the sandbox: %s", task.instance_id, failure)
         workdir = sandbox.workdir if sandbox is not None else "/workspace"
         messages: list[Message] = [
             {"role": "system", "content": self.scaffold.render_system(workdir)},
@@ -297,7 +332,17 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         assert ep.sandbox is not None
         try:
             check_arguments(tool, call.arguments)
-            output = tool.fn(ep.sandbox, self.tool_ctx, call.arguments)
+            output = self._call_with_deadline(tool.fn, ep.sandbox, call.arguments, call.name)
+        except _ToolOverran:
+            log.error(
+                "task %s: the tool %s did not finish within %gs", ep.task.instance_id, call.name, self.tool_deadline_s
+            )
+            ep.errors += 1
+            ep.timeouts += 1
+            return (
+                f"Error: the tool '{call.name}' did not finish within {self.tool_deadline_s:g}s and was abandoned; "
+                "its result is lost"
+            )
         except ToolError as exc:
             ep.errors += 1
             return f"Error: {exc}"
@@ -313,6 +358,26 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         if "[command timed out" in output:
             ep.timeouts += 1
         return cut_output(output, self.tool_ctx.max_output_chars)
+
+    def _call_with_deadline(self, fn: Callable[..., Any], sandbox: Sandbox, arguments: Any, name: str) -> Any:
+        """``fn(sandbox, ctx, arguments)`` on a daemon thread; its result or exception, or
+        `_ToolOverran` once `tool_deadline_s` has passed (the thread is left to finish alone)."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn(sandbox, self.tool_ctx, arguments)
+            except BaseException as exc:  # handed to the caller's thread
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, name=f"swerepair-tool-{name}", daemon=True)
+        thread.start()
+        thread.join(self.tool_deadline_s)
+        if thread.is_alive():
+            raise _ToolOverran
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
 
     def _tool_message(self, ep: _Episode, call_id: str, name: str, content: str) -> None:
         ep.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
@@ -401,6 +466,20 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         }
         self._release_sandbox(ep)
         return copy.deepcopy(ep.messages), reward, terminated, not terminated, info
+
+    def abort(
+        self, failure: str, exit_reason: str = "policy_error"
+    ) -> tuple[list[Message], float, bool, bool, dict[str, Any]]:
+        """End the current episode as failed for a reason outside the env (the policy's server
+        went away before the turn came back, say): the final step's tuple, as `step` returns it,
+        with ``failed=True``, `exit_reason`, ``info["failure"] = failure``, no patch and no reward;
+        the sandbox is released. Raises `RuntimeError` if no episode is running."""
+        ep = self._ep
+        if ep is None or ep.done:
+            raise RuntimeError("the episode is over (or never started): nothing to abort")
+        log.error("task %s: episode aborted (%s): %s", ep.task.instance_id, exit_reason, failure)
+        ep.failure = failure
+        return self._finish(ep, terminated=False, exit_reason=exit_reason)
 
     def _release_sandbox(self, ep: _Episode) -> None:
         if ep.sandbox is not None:

@@ -7,6 +7,19 @@ episode's last step the reward, which may run a test suite). Token bookkeeping s
 calling thread. With a `ModelPolicy`
 the episodes are token-exact (`swerepair.agents.episode`); with any other `Policy`
 (scripted, a hosted API) they hold the messages only and ``info["token_exact"]`` is False.
+
+Faults end episodes, not the rollout: every episode asked for comes back, failed ones with
+``info["failed"] = True`` (trainers drop them) and their reason in ``info["exit_reason"]``:
+
+- ``sandbox_error`` / ``reward_error``: failed by the env (see `swerepair.envs.env`);
+- ``policy_error``: the policy raised `GenerationError` (its inference server refused or dropped
+  the request: stopped, restarted, crashed) for the episode's next turn: the episode is ended
+  with `SweRepairEnv.abort`; episodes whose turn did come back go on;
+- ``repository_error``: `reset` raised `TaskRepositoryError` (the task's repository or commit is
+  missing, e.g. deleted since the run started): the episode never started (no messages, no
+  tokens).
+
+Any other exception (a bug) still propagates.
 """
 
 from __future__ import annotations
@@ -19,8 +32,9 @@ from typing import Any
 
 from swerepair.agents.episode import Episode, EpisodeBuilder
 from swerepair.agents.model_policy import ModelPolicy
-from swerepair.agents.policy import Policy
+from swerepair.agents.policy import GenerationError, Policy
 from swerepair.envs.env import SweRepairEnv
+from swerepair.envs.sandbox import TaskRepositoryError
 
 __all__ = ["run_episodes"]
 
@@ -55,21 +69,43 @@ def run_episodes(
     builders: list[EpisodeBuilder | None] = []
     results: list[Episode | None] = [None] * len(task_ids)
     started = time.monotonic()
+
+    def reset(i: int, env: SweRepairEnv, task_id: str) -> Any:
+        try:
+            return env.reset(seed=None if seed is None else seed + i, options={"task_id": task_id})
+        except TaskRepositoryError as exc:
+            return exc
+
     try:
-        resets = parallel(
-            lambda i, env, task_id: env.reset(seed=None if seed is None else seed + i, options={"task_id": task_id}),
-            range(len(envs)),
-            envs,
-            task_ids,
-        )
-        for o, _ in resets:
+        active = []
+        for i, outcome in enumerate(parallel(reset, range(len(envs)), envs, task_ids)):
+            if isinstance(outcome, TaskRepositoryError):
+                log.error("%s: the episode fails", outcome)
+                results[i] = _never_started(task_ids[i], outcome, exact)
+                obs.append([])
+                builders.append(None)
+                continue
+            o, _ = outcome
             obs.append(o)
             builders.append(policy.start(o) if exact else None)  # type: ignore[attr-defined]
-        active = list(range(len(task_ids)))
+            active.append(i)
         while active:
             # token-exact policies generate from each episode's own sequence
             batch = [builders[i] for i in active] if exact else [obs[i] for i in active]
-            turns = policy.act_on(batch) if exact else policy.act(batch)  # type: ignore[attr-defined, arg-type]
+            try:
+                generated = policy.act_on(batch) if exact else policy.act(batch)  # type: ignore[attr-defined, arg-type]
+            except GenerationError as exc:  # per episode where the policy says which turns were lost
+                partial = exc.results is not None and len(exc.results) == len(active)
+                generated = list(exc.results) if partial else [exc] * len(active)  # type: ignore[arg-type]
+            lost = [(i, g) for i, g in zip(active, generated, strict=True) if isinstance(g, BaseException)]
+            for i, error in lost:  # the policy could not answer: the episode fails, the others go on
+                o, reward, _, _, info = envs[i].abort(f"policy: {type(error).__name__}: {error}")
+                results[i] = _finish(builders[i], o, float(reward), info, task_ids[i], exact)
+            if lost:
+                kept = [(i, g) for i, g in zip(active, generated, strict=True) if not isinstance(g, BaseException)]
+                active, turns = [i for i, _ in kept], [g for _, g in kept]
+            else:
+                turns = generated
             for i, turn in zip(active, turns, strict=True):
                 builder = builders[i]
                 if builder is not None:
@@ -96,6 +132,20 @@ def run_episodes(
             env.close()
     log.info("%d episodes in %.1fs", len(task_ids), time.monotonic() - started)
     return [r for r in results if r is not None]
+
+
+def _never_started(task_id: str, error: BaseException, exact: bool) -> Episode:
+    """A failed episode for a task whose env could not even reset (its repository is missing)."""
+    info = {
+        "task_id": task_id,
+        "patch": "",
+        "reward_components": {},
+        "exit_reason": "repository_error",
+        "failed": True,
+        "failure": f"repository: {error}",
+        "token_exact": exact,
+    }
+    return Episode(task_id, [], [], [], [], 0.0, info)
 
 
 def _finish(

@@ -21,17 +21,32 @@ EpisodeReward = Callable[[Episode, Any], float]
 
 
 def select_tasks(config: TrainConfig) -> list[Any]:
-    """The tasks of ``config.tasks``, narrowed to ``config.task_ids`` (in that order) when given."""
+    """The tasks of ``config.tasks``, narrowed to ``config.task_ids`` (in that order) when given.
+
+    Raises `ConfigError` when a selected task's repository source does not exist: a task set
+    that points nowhere is refused before training starts. (A repository that disappears later
+    fails only the episodes of its task, ``exit_reason="repository_error"``; see
+    `swerepair.envs.rollout`.)"""
+    from pathlib import Path
+
     from swerepair.envs.tasks import load_tasks
 
     tasks = load_tasks(config.tasks, repos=config.repos)
-    if not config.task_ids:
-        return tasks
-    by_id = {t.instance_id: t for t in tasks}
-    missing = [t for t in config.task_ids if t not in by_id]
-    if missing:
-        raise ConfigError(f"task_ids: unknown task(s) {', '.join(missing)} in {config.tasks}")
-    return [by_id[t] for t in config.task_ids]
+    if config.task_ids:
+        by_id = {t.instance_id: t for t in tasks}
+        missing = [t for t in config.task_ids if t not in by_id]
+        if missing:
+            raise ConfigError(f"task_ids: unknown task(s) {', '.join(missing)} in {config.tasks}")
+        tasks = [by_id[t] for t in config.task_ids]
+    nowhere = [t for t in tasks if t.repo_source is not None and not Path(t.repo_source).exists()]
+    if nowhere:
+        first = nowhere[0]
+        raise ConfigError(
+            f"{len(nowhere)} task(s) of {config.tasks} have a repository source that does not exist "
+            f"(first: {first.instance_id}: {first.repo_source}); fix repos / repo_source, or leave them out "
+            "with task_ids"
+        )
+    return tasks
 
 
 def env_factory(config: TrainConfig, tasks: Sequence[Any], renderer: Any, scaffold: Any) -> functools.partial[Any]:

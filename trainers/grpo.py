@@ -9,7 +9,9 @@ One step:
    the next step samples from the new weights (the policy version advances; there is nothing to
    push in-process).
 2. **Advantages.** Episodes that failed for infrastructure reasons (a crashed sandbox, a broken
-   verifier) are dropped from their group and counted, never scored 0. Each remaining group gets
+   verifier, a turn lost with its inference server, a missing repository: see
+   `swerepair.envs.rollout`) are dropped from their group and counted (``episodes/dropped``, and
+   per reason ``episodes/failed/<exit_reason>``), never scored 0. Each remaining group gets
    ``grpo``, ``dr_grpo`` or ``rloo`` advantages; groups whose rewards are all equal carry no
    signal, are counted, and (``drop_zero_variance``) are left out of the update.
 3. **Update.** For ``ppo_epochs`` passes: micro-batches of episodes, fused masked log-probs,
@@ -18,6 +20,12 @@ One step:
    then clipping, AdamW and the schedule.
 4. **Records.** One JSONL line of metrics (and TensorBoard scalars), the step's episodes,
    checkpoints every ``save_every`` steps and at the end, a learning curve PNG at the end.
+
+With ``servers``, a push that fails (a server was restarted, or is down) is followed by a wait
+for every server to answer ``/health`` again (up to the pusher's timeout), a new weight-sync
+group and a full push (``servers/reconnects`` counts them); the episodes the server lost were
+already failed by the rollout, and generation resumes with the trainer's weights. If the servers
+do not come back, or the push fails again, the error stops training.
 
 ``--resume`` restores weights, optimizer, schedule, RNG states and the step counter from the
 newest complete checkpoint; since the tasks and the sampling seed of a step depend only on the
@@ -45,7 +53,7 @@ from swerepair.trainers.batch import MicroBatch, micro_batches
 from swerepair.trainers.config import ConfigError, TrainConfig, load_config
 from swerepair.trainers.episodes import EpisodeReward, env_factory, select_tasks, shaped_reward
 from swerepair.trainers.loss import LossConfig, grpo_loss, masked_token_logprobs
-from swerepair.trainers.metrics import MetricsLogger, episode_metrics, plot_learning_curve
+from swerepair.trainers.metrics import MetricsLogger, episode_metrics, failure_metrics, plot_learning_curve
 from swerepair.trainers.model import PolicyModel, build_policy_model
 
 __all__ = ["EpisodeReward", "GRPOTrainer", "latest_checkpoint"]
@@ -243,6 +251,22 @@ class GRPOTrainer:
         )
         return time.monotonic() - started
 
+    def _sync_weights(self) -> int:
+        """Push the weights to the servers; if that fails, wait for the servers, reconnect and push
+        everything again (once). Returns the number of reconnections (0 or 1)."""
+        try:
+            self._push_weights()
+            return 0
+        except Exception as exc:
+            log.error("step %d: pushing the weights failed (%s); waiting for the servers to reconnect", self.step, exc)
+        self.pusher.close()
+        _wait_for_servers(self.config.servers, self.pusher.timeout_s)
+        self.pusher.connect()
+        self._base_pushed = False
+        self._push_weights()
+        log.info("step %d: reconnected to the servers and pushed version %d", self.step, self.step)
+        return 1
+
     # -- the loop ------------------------------------------------------------------------------------
     def train(self, steps: int | None = None) -> list[dict[str, Any]]:
         """Run steps until ``max_steps`` (or `steps` more, if fewer remain); return the metrics of
@@ -348,6 +372,7 @@ class GRPOTrainer:
 
         kept, adv, dropped = group_advantages(episodes, cfg.advantage)
         record: dict[str, Any] = episode_metrics(kept, dropped, adv)
+        record.update(failure_metrics(episodes))
         record["episodes/stale_dropped"] = float(len(stale))
         chosen = [
             (ep, a)
@@ -362,7 +387,7 @@ class GRPOTrainer:
 
         started = time.monotonic()
         if self.pusher is not None:
-            self._push_weights()
+            record["servers/reconnects"] = float(self._sync_weights())
         self.backend.policy_version = step  # in-process: the next rollouts read the new weights
         sync_s = time.monotonic() - started
         lags = [_lag(ep, step) for ep in kept if ep.info.get("policy_versions")]
@@ -546,6 +571,24 @@ def _run(
     return run_episodes(
         make_env, policy, task_ids, seed=cfg.seed * 1_000_003 + step * 1000, on_step=on_step, workers=cfg.env_workers
     )
+
+
+def _wait_for_servers(urls: Sequence[str], timeout_s: float) -> None:
+    """Block until every server answers ``GET /health``; TimeoutError after `timeout_s`."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    for url in urls:
+        root = url.rstrip("/").removesuffix("/v1")
+        while True:
+            try:
+                with urllib.request.urlopen(f"{root}/health", timeout=5) as response:
+                    response.read()
+                break
+            except Exception as exc:  # refused, reset, 503 while it starts
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{root} did not come back within {timeout_s:g}s: {exc}") from exc
+                time.sleep(0.25)
 
 
 def _lag(episode: Episode, step: int) -> int:

@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from swerepair.agents.episode import Episode
     from swerepair.trainers.advantages import AdvantageResult
 
-__all__ = ["MetricsLogger", "episode_metrics", "plot_learning_curve", "read_metrics"]
+__all__ = [
+    "FAILURE_REASONS",
+    "MetricsLogger",
+    "episode_metrics",
+    "failure_metrics",
+    "plot_learning_curve",
+    "read_metrics",
+]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +145,27 @@ def episode_metrics(episodes: Sequence[Episode], dropped: int, advantages: Advan
     for reason in sorted(reasons):
         metrics[f"exit/{reason}"] = reasons[reason] / kept
     return metrics
+
+
+#: Why episodes fail (``info["exit_reason"]`` of a failed episode): the env's sandbox and reward
+#: failures, a turn the policy's server lost, a task repository that is missing.
+FAILURE_REASONS: tuple[str, ...] = ("sandbox_error", "reward_error", "policy_error", "repository_error")
+
+
+def failure_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
+    """``episodes/failed/<reason>``: how many of `episodes` failed (``info["failed"]``) with each
+    ``info["exit_reason"]`` (``unknown`` when missing). Every reason of `FAILURE_REASONS` is
+    present (0.0 when none failed so), so that each is a continuous series; any other reason is
+    added when it occurs. Their sum is the number of failed episodes (``episodes/dropped`` when
+    given the episodes `episode_metrics` kept and dropped).
+    """
+    counts: Counter[str] = Counter(
+        str(e.info.get("exit_reason") or "unknown") for e in episodes if e.info.get("failed")
+    )
+    out = {f"episodes/failed/{reason}": 0.0 for reason in FAILURE_REASONS}
+    for reason, n in sorted(counts.items()):
+        out[f"episodes/failed/{reason}"] = float(n)
+    return out
 
 
 def _json_value(value: float) -> float | None:

@@ -235,7 +235,13 @@ class SweRepairRollout:
         }
         out["swerepair_info"] = []
         for ep in episodes:
-            prompt, completion, logprobs, env_mask = episode_to_trl(ep)
+            if ep.failed and not any(ep.loss_mask):
+                # failed before its first turn came back (a lost server, a missing repository):
+                # a one-token placeholder that TRL masks out, as it does every failed episode
+                stop = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+                prompt, completion, logprobs, env_mask = list(ep.tokens) or [stop], [stop], [0.0], [0]
+            else:
+                prompt, completion, logprobs, env_mask = episode_to_trl(ep)
             reward: float | None = None if ep.failed else self._reward(ep)
             if ep.failed:
                 env_mask = [0] * len(env_mask)  # nothing of a failed episode is trained on
