@@ -26,9 +26,11 @@ Scores:
 Whose fault: a patch that does not apply, conflicts with the test patch, breaks collection,
 **crashes the test process, exits it early or makes it hang** scores 0, but only once a
 *control run* (base + test patch, no agent change; once per task) has finished cleanly under
-the same timeout. If the control run fails too, the verifier is broken and the outcome is a
-failure (dropped by trainers, never a 0). A run that never started (the interpreter or pytest
-cannot run) and a sandbox that cannot be made are failures.
+the same timeout (for a timeout, a control run made just then, so that an overloaded machine is
+not blamed on the patch; otherwise the task's last clean control run). If the control run
+fails too, the verifier is broken and the outcome is a failure (dropped by trainers, never a
+0). A run that never started (the interpreter or pytest cannot run) and a sandbox that cannot
+be made are failures.
 """
 
 from __future__ import annotations
@@ -126,6 +128,13 @@ def _run_summary(report: RunnerReport) -> str:
     return f"pytest exited {report.exit_code}"
 
 
+def _clean(report: RunnerReport | None) -> bool:
+    """A run that says something about the tests: finished, untampered, no broken session."""
+    return bool(
+        report is not None and report.finished and not report.problems and report.exit_code not in _BROKEN_SESSION
+    )
+
+
 class TestsPass(_SandboxReward):
     """Resolved (1/0) by running the task's tests on the patched code (see the module docstring).
 
@@ -144,41 +153,43 @@ class TestsPass(_SandboxReward):
         self._lock = threading.Lock()
 
     # -- reference runs (control: base + test patch; gold: + gold patch), once per task ------
-    def _reference_run(self, task: Any, which: str) -> RunnerReport | None:
+    def _reference_run(self, task: Any, which: str, *, fresh: bool = False) -> RunnerReport | None:
+        """The `which` run (``control``: base + test patch; ``gold``: + gold patch) of `task`.
+
+        A run that finished cleanly is kept for the task; one that did not is not kept (the
+        machine may have been overloaded), and `fresh` always runs it again (a timeout must be
+        judged against how long the tests take now)."""
         key = (str(_field(task, "instance_id")), which)
         with self._lock:
-            cached = self._reference.get(key)
-        if cached is None:
+            cached = None if fresh else self._reference.get(key)
+        if cached is not None:
+            return cached
+        report: RunnerReport | None = None
+        try:
+            sandbox = self.sandbox_factory(task)
             try:
-                sandbox = self.sandbox_factory(task)
-                try:
-                    patches = [_field(task, "patch") or ""] if which == "gold" else []
-                    for p in [*patches, _field(task, "test_patch") or ""]:
-                        if not apply_patch_in(sandbox, p, self.timeout).ok:
-                            raise SandboxError(f"the {which} run's patches do not apply")
-                    cached = run_trusted(sandbox, self._tests(task), self.timeout)
-                finally:
-                    sandbox.close()
-            except SandboxError as exc:
-                cached = exc
+                patches = [_field(task, "patch") or ""] if which == "gold" else []
+                for p in [*patches, _field(task, "test_patch") or ""]:
+                    if not apply_patch_in(sandbox, p, self.timeout).ok:
+                        raise SandboxError(f"the {which} run's patches do not apply")
+                report = run_trusted(sandbox, self._tests(task), self.timeout)
+            finally:
+                sandbox.close()
+        except SandboxError:
+            return None
+        if _clean(report):
             with self._lock:
-                self._reference[key] = cached
+                self._reference[key] = report
                 while len(self._reference) > 512:
                     self._reference.popitem(last=False)
-        return None if isinstance(cached, SandboxError) else cached
+        return report
 
     @staticmethod
     def _tests(task: Any) -> list[str]:
         return [*(_field(task, "FAIL_TO_PASS") or ()), *(_field(task, "PASS_TO_PASS") or ())]
 
-    def _control_is_clean(self, task: Any) -> bool:
-        control = self._reference_run(task, "control")
-        return bool(
-            control is not None
-            and control.finished
-            and not control.problems
-            and control.exit_code not in _BROKEN_SESSION
-        )
+    def _control_is_clean(self, task: Any, *, fresh: bool) -> bool:
+        return _clean(self._reference_run(task, "control", fresh=fresh))
 
     # -- the evaluation -------------------------------------------------------------------
     def _evaluate_in(self, sandbox: Sandbox, patch: str, task: Any) -> RewardOutcome:
@@ -220,7 +231,7 @@ class TestsPass(_SandboxReward):
         broken = not report.finished or report.exit_code in _BROKEN_SESSION
         if broken:
             summary = _run_summary(report)
-            if not self._control_is_clean(task):
+            if not self._control_is_clean(task, fresh=report.result.timed_out):
                 return RewardOutcome.failure(
                     f"the test run {summary}, and so did the control run without the patch", applies, details
                 )

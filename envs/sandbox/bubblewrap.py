@@ -295,6 +295,8 @@ class BubblewrapSandbox(IsolatedSandbox):
         # the sandbox failed (a mount, a namespace, the cgroup) and the output is the complaint.
         ran = any("exit-code" in e for e in events)
         if not ran and not result.timed_out and not result.killed_reason:
+            if result.exit_code < 0:
+                raise SandboxError(f"bwrap was killed by signal {-result.exit_code} before the command ran")
             raise SandboxError(f"bwrap could not set up the sandbox: {result.output.strip()[:2000]}")
         return result
 
