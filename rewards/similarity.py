@@ -59,7 +59,6 @@ fix side. So a fix inside ``sympy/testing/`` is a fix, a fixture the test patch 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -166,7 +165,7 @@ def _fit(start: int, old: tuple[str, ...], known: dict[int, str]) -> int:
 
 def _contradicts(edit: _Edit, known: dict[int, str]) -> bool:
     start, old, _ = edit
-    return any(known.get(start + j, text) != text for j, text in enumerate(old))
+    return any(known.get(pos, text) != text for pos, text in enumerate(old, start))
 
 
 def _positions(known: dict[int, str]) -> dict[str, list[int]]:
@@ -183,11 +182,12 @@ def _realign(edit: _Edit, known: dict[int, str], index: dict[str, list[int]]) ->
     is: offsets are voted for by old lines the gold has, tried in order of votes, then of
     closeness; one where every old line agrees with the gold's is taken at once."""
     start, old, new = edit
-    votes: Counter[int] = Counter()
+    votes: dict[int, int] = {}
     for j, text in enumerate(old):
         found = index.get(text, ())
         if len(found) <= _MAX_VOTES_PER_LINE:
-            votes.update(pos - j for pos in found)
+            for pos in found:
+                votes[pos - j] = votes.get(pos - j, 0) + 1
     best, best_key = start, (_fit(start, old, known), 0, -start)
     tried = sorted(votes.items(), key=lambda kv: (-kv[1], abs(kv[0] - start), kv[0]))[:_MAX_OFFSETS_TRIED]
     for cand, _ in tried:
