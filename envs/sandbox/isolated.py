@@ -48,7 +48,7 @@ class IsolatedSandbox(WorkspaceSandbox):
             CgroupSpec(
                 memory_bytes=limits.memory_bytes or (1 << 62),
                 max_processes=limits.max_processes or 1 << 22,
-                cpus=limits.cpus or float(os.cpu_count() or 1),
+                cpus=limits.cpus,
             )
         )
         if self.cgroup is None and not _no_cgroup_logged:
