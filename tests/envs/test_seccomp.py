@@ -337,6 +337,10 @@ def test_the_interpreter_refuses_what_it_cannot_run() -> None:
 # --- A real kernel, under bubblewrap -------------------------------------------------------------
 
 BWRAP = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+# An interpreter (a checkout's venv, its base) under /tmp stays visible above the private /tmp.
+for _prefix in sorted({sys.prefix, sys.base_prefix, os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}):
+    if _prefix.startswith("/tmp/"):
+        BWRAP += ["--ro-bind", _prefix, _prefix]
 BWRAP += ["--unshare-all", "--die-with-parent"]
 
 
