@@ -23,7 +23,9 @@ __all__ = ["main"]
 def _add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", default="bundled", help="task set: 'bundled' or a .jsonl/.json/.parquet file")
     p.add_argument("--repos", default=None, help="directory of repository bundles/checkouts for the task set")
-    p.add_argument("--sandbox", default="auto", choices=["auto", "bubblewrap", "local"])
+    from swerepair.envs.sandbox import SANDBOX_KINDS
+
+    p.add_argument("--sandbox", default="auto", choices=list(SANDBOX_KINDS))
 
 
 def _select(tasks: list[Any], ids: list[str] | None) -> list[Any]:

@@ -74,8 +74,8 @@ class TrainConfig:
     """Directory of repository bundles or checkouts for a non-bundled task set."""
     task_ids: list[str] = field(default_factory=list)
     """Train on these tasks only (empty: all tasks of the set)."""
-    sandbox: Literal["auto", "bubblewrap", "local"] = "auto"
-    """Sandbox of the agent's shell; auto is bubblewrap where it works."""
+    sandbox: Literal["auto", "bubblewrap", "gvisor", "local"] = "auto"
+    """Sandbox of the agent's shell; auto is bubblewrap where it works; gvisor for hostile policies."""
     reward: str = "functional_similarity"
     """Reward of the final patch, a name from swerepair.rewards (tests_pass runs the tests)."""
     shaping: Literal["none", "localization"] = "none"
