@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["FilePatch", "Hunk", "is_test_path", "normalize_file", "parse_patch"]
+__all__ = ["FilePatch", "Hunk", "is_test_path", "normalize_file", "parse_patch", "split_files"]
 
 
 @dataclass(frozen=True)
@@ -297,3 +297,46 @@ def normalize_file(fp: FilePatch, *, strip_comments: bool = False) -> str:
     if not fp.hunks:
         out.append(f"binary={fp.binary} mode={fp.old_mode}->{fp.new_mode}")
     return "\n".join(out)
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def split_files(text: str) -> tuple[str, list[str]]:
+    """``(preamble, file sections)`` of a diff, cut exactly where `parse_patch` starts a new
+    file, so that each section parses to the one file `parse_patch` reads there.
+
+    Lines end where `parse_patch` ends them (``\\n``, ``\\r\\n``, ``\\r``) and keep their
+    endings, so ``preamble + "".join(sections) == text``.
+
+    >>> split_files("note\\n--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n--- a\\n+++ b\\n--- a/y\\n+++ b/y\\n")
+    ('note\\n', ['--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n--- a\\n+++ b\\n', '--- a/y\\n+++ b/y\\n'])
+    """
+    lines = _LINE.findall(text)
+    bare = [line.rstrip("\r\n") for line in lines]
+    preamble: list[str] = []
+    sections: list[list[str]] = []
+    cur: list[str] | None = None
+    has_body = False  # the current file has a hunk or a binary marker
+    i = 0
+    while i < len(bare):
+        line = bare[i]
+        pair = line.startswith("--- ") and i + 1 < len(bare) and bare[i + 1].startswith("+++ ")
+        if line.startswith("diff --git ") or (pair and (cur is None or has_body)):
+            cur, has_body = [], False
+            sections.append(cur)
+        elif cur is not None and (header := _HUNK.match(line)):
+            # the hunk's body is whatever parse_patch reads as its body, "--- "/"+++ " lines included
+            _, end = _parse_hunk(bare, i + 1, header)
+            cur.extend(lines[i:end])
+            has_body, i = True, end
+            continue
+        elif cur is not None and line.startswith(("Binary files ", "GIT binary patch")):
+            has_body = True
+        if pair and cur is not None and not cur:  # a file header is two lines
+            cur.extend(lines[i : i + 2])
+            i += 2
+            continue
+        (preamble if cur is None else cur).append(lines[i])
+        i += 1
+    return "".join(preamble), ["".join(s) for s in sections]

@@ -37,13 +37,12 @@ Property-testing your own reward ``my_reward(patch, task) -> float``::
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 
-from swerepair.rewards.patch import _HUNK, FilePatch, Hunk, _parse_hunk, is_test_path, parse_patch
+from swerepair.rewards.patch import FilePatch, Hunk, is_test_path, parse_patch, split_files
 
 try:
     from hypothesis import strategies as st
@@ -98,45 +97,6 @@ def as_task(patch_text: str, test_patch_text: str = "") -> GoldTask:
     return GoldTask(patch_text, test_patch_text)
 
 
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-
-
-def _sections(text: str) -> tuple[str, list[str]]:
-    """``(preamble, file sections)`` of a diff, cut where `parse_patch` starts a new file.
-
-    Lines end where `parse_patch` ends them (``\\n``, ``\\r\\n``, ``\\r``) and keep their
-    endings, so ``preamble + "".join(sections) == text``.
-    """
-    lines = _LINE.findall(text)
-    bare = [line.rstrip("\r\n") for line in lines]
-    preamble: list[str] = []
-    sections: list[list[str]] = []
-    cur: list[str] | None = None
-    has_body = False  # the current file has a hunk or a binary marker
-    i = 0
-    while i < len(bare):
-        line = bare[i]
-        pair = line.startswith("--- ") and i + 1 < len(bare) and bare[i + 1].startswith("+++ ")
-        if line.startswith("diff --git ") or (pair and (cur is None or has_body)):
-            cur, has_body = [], False
-            sections.append(cur)
-        elif cur is not None and (header := _HUNK.match(line)):
-            # the hunk's body is whatever parse_patch reads as its body, "--- "/"+++ " lines included
-            _, end = _parse_hunk(bare, i + 1, header)
-            cur.extend(lines[i:end])
-            has_body, i = True, end
-            continue
-        elif cur is not None and line.startswith(("Binary files ", "GIT binary patch")):
-            has_body = True
-        if pair and cur is not None and not cur:  # a file header is two lines
-            cur.extend(lines[i : i + 2])
-            i += 2
-            continue
-        (preamble if cur is None else cur).append(lines[i])
-        i += 1
-    return "".join(preamble), ["".join(s) for s in sections]
-
-
 def split_gold(text: str) -> tuple[str, str]:
     """``(non-test part, test part)`` of a patch, split by file with `is_test_path`.
 
@@ -150,7 +110,7 @@ def split_gold(text: str) -> tuple[str, str]:
     >>> split_gold(test + fix) == (fix, test)
     True
     """
-    preamble, sections = _sections(text if isinstance(text, str) else "")
+    preamble, sections = split_files(text if isinstance(text, str) else "")
     code, tests = [preamble], []
     for section in sections:
         files = parse_patch(section)

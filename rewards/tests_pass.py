@@ -128,6 +128,16 @@ def _run_summary(report: RunnerReport) -> str:
     return f"pytest exited {report.exit_code}"
 
 
+def _changed_paths(sandbox: Sandbox, timeout: float) -> set[str] | None:
+    """Paths git sees changed (tracked or untracked) in the sandbox's workspace; None if git failed."""
+    result = sandbox.run(
+        "git -c core.quotepath=false status --porcelain=v1 -z --untracked-files=all --no-renames", timeout
+    )
+    if not result.ok:
+        return None
+    return {entry[3:] for entry in result.output.split("\0") if len(entry) > 3}
+
+
 def _clean(report: RunnerReport | None) -> bool:
     """A run that says something about the tests: finished, untampered, no broken session."""
     return bool(
@@ -217,6 +227,18 @@ class TestsPass(_SandboxReward):
         if kept.patch.strip() and not apply_patch_in(sandbox, kept.patch, self.timeout).ok:
             details["zero_because"] = "the patch does not apply"
             return RewardOutcome(0.0, zero | {"patch_applies": 0.0}, details=details)
+        # Ground truth, whatever the parsing above believed: git's own account of what changed.
+        changed = _changed_paths(sandbox, self.timeout)
+        allowed = set(kept.touched)
+        if changed is None:
+            return RewardOutcome.failure("git status failed in the verifier sandbox", applies, details)
+        if changed - allowed:
+            details["flags"] = [
+                {"path": p, "what": "changed by the applied patch outside the policy"}
+                for p in sorted(changed - allowed)
+            ]
+            details["zero_because"] = "the applied patch changed files the policy keeps out"
+            return RewardOutcome(0.0, zero | applies | {"tampered": 1.0}, details=details)
         if not apply_patch_in(sandbox, _field(task, "test_patch") or "", self.timeout).ok:
             details["zero_because"] = "the patch conflicts with the test patch"
             return RewardOutcome(0.0, zero | applies, details=details)

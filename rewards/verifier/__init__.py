@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from swerepair.rewards.verifier.policy import FilteredPatch, filter_patch, split_sections
+from swerepair.rewards.verifier.policy import FilteredPatch, filter_patch
 from swerepair.rewards.verifier.runner import RunnerReport, run_trusted
 
-__all__ = ["FilteredPatch", "RunnerReport", "filter_patch", "run_trusted", "split_sections"]
+__all__ = ["FilteredPatch", "RunnerReport", "filter_patch", "run_trusted"]

@@ -31,9 +31,9 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from swerepair.rewards.patch import FilePatch, is_test_path, parse_patch
+from swerepair.rewards.patch import FilePatch, is_test_path, parse_patch, split_files
 
-__all__ = ["RUNNER_REACH", "FilteredPatch", "filter_patch", "split_sections"]
+__all__ = ["RUNNER_REACH", "FilteredPatch", "filter_patch"]
 
 _INFRA_NAMES = frozenset(
     {"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "noxfile.py", ".coveragerc"}
@@ -70,6 +70,7 @@ class FilteredPatch:
     Attributes:
         patch: the file sections that reach the verifier, as patch text.
         applied: paths of those files.
+        touched: every path those files change (a rename's old and new path, a deletion's).
         dropped: (path, why) for every file section that was left out.
         flags: (path, what) for every construct in the kept changes that reaches into the
             test runner; non-empty means the patch scores 0.
@@ -79,61 +80,7 @@ class FilteredPatch:
     applied: tuple[str, ...]
     dropped: tuple[tuple[str, str], ...]
     flags: tuple[tuple[str, str], ...]
-
-
-def split_sections(text: str) -> list[str]:
-    """Cut a unified diff into one text per file (each ends with a newline).
-
-    A file starts at ``diff --git``, or at a ``---``/``+++`` pair outside a hunk; hunk bodies
-    are counted by their headers, so a removed line that reads ``-- x`` starts nothing.
-
-    >>> split_sections("--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n--- a\\n+++ b\\n--- a/y\\n+++ b/y\\n@@ -1 +1 @@\\n-c\\n+d\\n")
-    ['--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n--- a\\n+++ b\\n', '--- a/y\\n+++ b/y\\n@@ -1 +1 @@\\n-c\\n+d\\n']
-    """
-    if not isinstance(text, str) or not text:
-        return []
-    lines = text.replace("\r\n", "\n").split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    hunk = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
-    sections: list[list[str]] = []
-    cur: list[str] | None = None
-    old_left = new_left = 0
-    saw_git_header = False
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        in_hunk = old_left > 0 or new_left > 0
-        if in_hunk and line[:1] in (" ", "-", "+", ""):
-            if line[:1] in (" ", ""):
-                old_left, new_left = old_left - 1, new_left - 1
-            elif line[:1] == "-":
-                old_left -= 1
-            else:
-                new_left -= 1
-            cur = cur if cur is not None else []
-            cur.append(line)
-            i += 1
-            continue
-        old_left = new_left = 0
-        starts = line.startswith("diff --git ")
-        if not starts and line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
-            # a ---/+++ pair right after a git header belongs to that header
-            starts = not (saw_git_header and cur is not None and not any(x.startswith("@@") for x in cur))
-        if starts:
-            saw_git_header = line.startswith("diff --git ")
-            cur = [line]
-            sections.append(cur)
-            i += 1
-            continue
-        m = hunk.match(line)
-        if m and cur is not None:
-            old_left = int(m.group(1)) if m.group(1) is not None else 1
-            new_left = int(m.group(2)) if m.group(2) is not None else 1
-        if cur is not None:
-            cur.append(line)
-        i += 1
-    return ["\n".join(s) + "\n" for s in sections]
+    touched: tuple[str, ...] = ()
 
 
 def _top_module(path: str) -> str | None:
@@ -216,16 +163,18 @@ def filter_patch(patch: str, test_patch: str = "", gold_patch: str = "", test_id
     applied: list[str] = []
     dropped: list[tuple[str, str]] = []
     flags: list[tuple[str, str]] = []
-    for section in split_sections(patch):
+    touched: list[str] = []
+    for section in split_files(patch)[1]:  # the preamble holds no file: git apply skips it too
         files = parse_patch(section)
         if not files:
             continue  # no file header: nothing git apply would use
         fp = files[0]
-        why = _why_dropped(fp, test_files, fix_files)
+        why = "not readable as one file's change" if len(files) != 1 else _why_dropped(fp, test_files, fix_files)
         if why is not None:
             dropped.append((fp.path, why))
             continue
         kept.append(section)
         applied.append(fp.path)
+        touched += [p for p in (fp.old_path, fp.new_path) if p]
         flags += [(fp.path, what) for what in _flags(fp, gold_added, names)]
-    return FilteredPatch("".join(kept), tuple(applied), tuple(dropped), tuple(flags))
+    return FilteredPatch("".join(kept), tuple(applied), tuple(dropped), tuple(flags), tuple(dict.fromkeys(touched)))

@@ -11,6 +11,7 @@ import pytest
 from swerepair.core import Task
 from swerepair.envs.sandbox import make_sandbox
 from swerepair.rewards import TestsPass
+from swerepair.rewards.patch import parse_patch
 
 from attack_kit import TAMPER_RESULTS, TAMPERS, Tamper
 from helpers import needs_bwrap
@@ -86,3 +87,25 @@ def test_a_crash_the_patch_causes_scores_zero_but_a_broken_verifier_fails(bundle
 
     broken = TestsPass(no_python, timeout=30).evaluate(task.patch, task)
     assert broken.failed and broken.value is None
+
+
+def test_files_the_policy_missed_are_caught_by_gits_own_account(bundled: list[Task], monkeypatch) -> None:
+    """Defence in depth: should the patch reader and `git apply` ever disagree on where a file
+    starts (a conftest smuggled inside another file's section), git's status after applying
+    shows the extra file and the patch scores 0. The disagreement is simulated by a policy
+    stand-in that passes the whole patch on while naming only the fix's file (the real reader
+    and git agree on every patch the suite has)."""
+    from swerepair.rewards import tests_pass
+    from swerepair.rewards.verifier.policy import FilteredPatch
+
+    task = next(t for t in bundled if t.instance_id == QUICK[0])
+    smuggled = task.patch + {t.name: t for t in TAMPERS}["root conftest report hook"].make(task)
+    fix_files = tuple(fp.path for fp in parse_patch(task.patch))
+
+    def misreads(patch: str, *args: object, **kwargs: object) -> FilteredPatch:
+        return FilteredPatch(smuggled, fix_files, (), (), fix_files)
+
+    monkeypatch.setattr(tests_pass, "filter_patch", misreads)
+    out = TestsPass(_factory, timeout=60).evaluate(smuggled, task)
+    assert out.value == 0.0 and out.components["tampered"] == 1.0, out
+    assert [f["path"] for f in out.details["flags"]] == ["conftest.py"]
