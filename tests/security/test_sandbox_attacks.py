@@ -67,6 +67,7 @@ def test_no_capabilities_no_root_no_new_privileges(env) -> None:
         (os.path.realpath(os.sys.prefix), "MS_REMOUNT|MS_BIND"),
         ("/opt/swerepair/bin", "MS_REMOUNT|MS_BIND"),
     ],
+    ids=["usr", "interpreter-prefix", "restricted-bin"],
 )
 def test_read_only_binds_cannot_be_remounted(env, target: str, flags: str) -> None:
     out = py(
