@@ -292,28 +292,29 @@ def _span(edit: _Edit) -> tuple[int, int]:
     return edit[0], edit[0] + len(edit[1])
 
 
-def _mean_change_score(mine: dict[str, FilePatch], ref: dict[str, FilePatch], strip_comments: bool) -> float:
+def _mean_over_files(
+    mine: dict[str, FilePatch], ref: dict[str, FilePatch], score: Callable[[FilePatch, FilePatch], float]
+) -> float:
+    """Mean of `score(mine, ref)` over the union of files either side touches; a file only one
+    side touches scores 0, and two empty sides score 1."""
     union = sorted(set(mine) | set(ref))  # sorted: the float sum must not depend on set order
     if not union:
         return 1.0
-    total = 0.0
-    for path in union:
-        if path in mine and path in ref:
-            total += _change_score(mine[path], ref[path], strip_comments)
+    total = sum(score(mine[path], ref[path]) for path in union if path in mine and path in ref)
     return total / len(union)
+
+
+def _mean_change_score(mine: dict[str, FilePatch], ref: dict[str, FilePatch], strip_comments: bool) -> float:
+    return _mean_over_files(mine, ref, lambda a, b: _change_score(a, b, strip_comments))
 
 
 def _mean_file_ratio(mine: dict[str, FilePatch], ref: dict[str, FilePatch], strip_comments: bool) -> float:
-    union = sorted(set(mine) | set(ref))  # sorted: the float sum must not depend on set order
-    if not union:
-        return 1.0
-    total = 0.0
-    for path in union:
-        if path in mine and path in ref:
-            a = normalize_file(mine[path], strip_comments=strip_comments)
-            b = normalize_file(ref[path], strip_comments=strip_comments)
-            total += Indel.normalized_similarity(a, b)
-    return total / len(union)
+    def ratio(a: FilePatch, b: FilePatch) -> float:
+        return Indel.normalized_similarity(
+            normalize_file(a, strip_comments=strip_comments), normalize_file(b, strip_comments=strip_comments)
+        )
+
+    return _mean_over_files(mine, ref, ratio)
 
 
 # --------------------------------------------------------------------------- the rewards

@@ -20,7 +20,11 @@ from swerepair.envs.sandbox.hostfs import read_regular, resolve_inside, write_re
 from swerepair.envs.sandbox.process import ResourceLimits
 from swerepair.envs.sandbox.rbin import DEFAULT_PROGRAMS, build_rbin
 
-__all__ = ["DIFF_LIMIT_BYTES", "SandboxConfig", "WorkspaceSandbox"]
+__all__ = ["DIFF_LIMIT_BYTES", "SANDBOX_UID", "SandboxConfig", "WorkspaceSandbox"]
+
+#: The host uid (and gid) commands of the isolating sandboxes run as when started by root:
+#: ``nobody``, which owns no files.
+SANDBOX_UID = 65534
 
 #: The largest patch `diff()` returns; beyond it the patch text is cut.
 DIFF_LIMIT_BYTES = 64 << 20
@@ -54,7 +58,7 @@ class SandboxConfig:
     python: str = field(default_factory=lambda: sys.executable)
     programs: tuple[str, ...] = DEFAULT_PROGRAMS
     tmp_dir: str | None = None
-    sandbox_uid: int = 65534
+    sandbox_uid: int = SANDBOX_UID
 
 
 def _base_env(home: str) -> dict[str, str]:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -53,18 +52,13 @@ import threading
 from pathlib import Path
 
 from swerepair.core import ExecResult, SandboxError
-from swerepair.envs.sandbox.base import SandboxConfig
+from swerepair.envs.sandbox.base import SANDBOX_UID, SandboxConfig
 from swerepair.envs.sandbox.isolated import DISK_POLL_S, IsolatedSandbox
 from swerepair.envs.sandbox.process import prlimit_prefix, run_process
 from swerepair.envs.sandbox.seccomp import filter_fd
 from swerepair.envs.sandbox.view import RBIN, USR_LINKS, WORKDIR, host_view
 
 __all__ = ["SANDBOX_UID", "BubblewrapSandbox", "bwrap_available", "privilege_mode"]
-
-log = logging.getLogger(__name__)
-
-#: The host uid (and gid) commands run as when the sandbox is started by root.
-SANDBOX_UID = 65534
 
 
 @functools.lru_cache(maxsize=1)
