@@ -141,8 +141,10 @@ class GVisorSandbox(IsolatedSandbox):
         except OSError as exc:
             raise SandboxError(f"cannot start runsc: {exc}") from exc
         finally:
-            # a killed `runsc run` can leave its sandbox behind: remove it by name
-            subprocess.run([*base, "delete", "--force", cid], capture_output=True, timeout=30, check=False)
+            # `runsc run` removes its container when it ends by itself; a killed one leaves it
+            # (its state files name it): remove it then, and only then
+            if any(name.startswith(f"{cid}_") for name in os.listdir(self._state)):
+                subprocess.run([*base, "delete", "--force", cid], capture_output=True, timeout=30, check=False)
         if result.exit_code != 0 and result.output.lstrip().startswith(("running container:", "creating container:")):
             raise SandboxError(f"runsc could not start the container: {result.output.strip()[:2000]}")
         return result
