@@ -11,7 +11,7 @@ disk budget, timeout and output cap of `IsolatedSandbox`):
 
 What is not covered:
 - Bugs in gVisor itself, and side channels of the shared hardware.
-- It is slower: about 0.2-0.4 s per command against about 10 ms under bubblewrap (see
+- It is slower: about 0.19 s per command against about 13 ms under bubblewrap (see
   benchmarks/env_step.py); use it for evaluation of untrusted policies, or when the extra
   cost per tool call is small against generation.
 - It needs root here (``runsc run`` sets up its sandbox with privileges; rootless runsc is
