@@ -39,7 +39,7 @@ $(VLLM_STAMP): pyproject.toml constraints/cpu.txt
 	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/pip install -q -c constraints/cpu.txt --no-deps -e .
 	$(VLLM_VENV)/bin/pip install -q -c constraints/cpu.txt gymnasium
-	$(VLLM_VENV)/bin/python -c "import vllm, swerepair.agents.vllm_extension"
+	$(VLLM_VENV)/bin/python -c "import vllm, swerepair.agents.inference.vllm_extension"
 	rm -f $(VLLM_VENV)/.installed-* && touch $@
 
 # The main job: GRPO with SmolLM2-135M-Instruct (LoRA) on bundled tasks, on CPU, in minutes;
@@ -50,12 +50,12 @@ demo: setup
 # One model-driven episode, printed: SmolLM2-135M-Instruct tries to fix a bundled bug.
 solve: setup
 	mkdir -p runs
-	$(BIN)/swerepair solve --model smollm2-135m --task-id swerepair__intervals-5 --max-steps 4 \
+	$(BIN)/swerepair solve --model smollm2-135m --task-id swerepair__intervals-5 --max-tool-calls 4 \
 	  --max-new-tokens 128 --out runs/episodes.jsonl
 
 # Prove every bundled task in the sandbox, then play one scripted gold-patch episode.
 validate: setup
-	$(BIN)/swerepair demo
+	$(BIN)/swerepair check
 
 # The default test run (fast; slow tests are marked and run by `make test-slow`).
 test: setup

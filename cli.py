@@ -3,7 +3,8 @@
 swerepair tasks list      [--tasks SRC]
 swerepair tasks validate  [--tasks SRC] [--task-id ID ...] [--sandbox KIND] [--jobs N]
 swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
-swerepair demo            validate the bundled tasks, then play one scripted episode
+swerepair solve           --model NAME [--task-id ID ...] [--max-tool-calls N] --out FILE
+swerepair check           validate the bundled tasks, then play one scripted episode
 swerepair train           [--preset NAME] [--config FILE] [--resume DIR] [--FIELD VALUE ...]
 swerepair serve           [--model NAME] [--port N] [--engine vllm]: OpenAI-compatible server with weight updates
 """
@@ -18,6 +19,26 @@ import time
 from typing import Any
 
 __all__ = ["main"]
+
+#: Command-line names that were renamed: old -> (new, what it is). Using an old one is a parser
+#: error (exit status 2) that names the new one.
+RENAMED_FLAGS = {"--max-steps": ("--max-tool-calls", "the tool-call budget per episode")}
+RENAMED_COMMANDS = {
+    "demo": ("check", "validate the task set, then play one scripted episode; training is `make demo`"),
+}
+
+
+class _Renamed(argparse.Action):
+    """A renamed option, hidden from --help: giving it is a parser error that names the new one."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, argparse.SUPPRESS, nargs="?", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
+        new, what = RENAMED_FLAGS[self.option_strings[0]]
+        parser.error(f"{self.option_strings[0]} was renamed {new} ({what})")
 
 
 def _add_task_args(p: argparse.ArgumentParser) -> None:
@@ -64,7 +85,7 @@ def cmd_tasks_validate(args: argparse.Namespace) -> int:
 def cmd_play(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
-    from swerepair.agents.scripted import gold_turns
+    from swerepair.agents.policies.scripted import gold_turns
     from swerepair.envs.env import render_transcript
 
     env = gym.make("SweRepair-v0", tasks=args.tasks, repos=args.repos, sandbox=args.sandbox)
@@ -99,10 +120,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
     scaffold = nano_agent()
     if args.backend == "hf":
-        from swerepair.agents.chat import ChatRenderer
-        from swerepair.agents.hf_backend import HFBackend
-        from swerepair.agents.model_policy import ModelPolicy
-        from swerepair.agents.models import load_model
+        from swerepair.agents.inference.chat import ChatRenderer
+        from swerepair.agents.inference.hf_backend import HFBackend
+        from swerepair.agents.inference.models import load_model
+        from swerepair.agents.policies.model import ModelPolicy
 
         print(f"loading {args.model} ...", file=sys.stderr)
         model, tokenizer = load_model(args.model, device=args.device)
@@ -116,7 +137,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         )
         policy: Any = ModelPolicy(backend, ChatRenderer(tokenizer, scaffold.tool_schemas()))
     else:
-        from swerepair.agents.openai_policy import OpenAIPolicy
+        from swerepair.agents.policies.openai import OpenAIPolicy
 
         policy = OpenAIPolicy(
             base_url=args.base_url,
@@ -132,7 +153,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         repos=args.repos,
         sandbox=args.sandbox,
         scaffold=scaffold,
-        max_steps=args.max_steps,
+        max_tool_calls=args.max_tool_calls,
         max_context_tokens=args.max_context_tokens,
     )
     task_ids = args.task_id or [make_env().tasks[0].instance_id]
@@ -160,7 +181,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0 if all(not ep.failed for ep in episodes) else 1
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     rc = cmd_tasks_validate(argparse.Namespace(**{**vars(args), "task_id": None}))
     if rc != 0:
         return rc
@@ -204,7 +225,7 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
         if args.resume:
             if args.config or args.preset:
                 raise ConfigError("--resume takes the run's own config.yaml; give changes as --name value")
-            config = load_config(config=f"{args.resume}/config.yaml", overrides=overrides)
+            config = load_config(config=f"{args.resume}/config.yaml", overrides=overrides, saved_run=True)
             config = config.replace(output_dir=args.resume)
         else:
             config = load_config(preset=args.preset, config=args.config, overrides=overrides)
@@ -239,7 +260,7 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.engine == "vllm":
         return _exec_vllm(args)
-    from swerepair.agents.server import serve
+    from swerepair.agents.inference.server import serve
 
     serve(
         args.model,
@@ -260,8 +281,8 @@ def _exec_vllm(args: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 
-    from swerepair.agents.models import model_path
-    from swerepair.agents.vllm_server import vllm_command, vllm_environment
+    from swerepair.agents.inference.models import model_path
+    from swerepair.agents.inference.vllm_server import vllm_command, vllm_environment
 
     python = args.vllm_python
     if python is None:
@@ -307,7 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["hf", "openai"], default="hf")
     p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="OpenAI-compatible server (--backend openai)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--max-steps", type=int, default=30, help="tool-call budget per episode")
+    p.add_argument(
+        "--max-tool-calls", type=int, default=30, help="tool-call budget per episode (plus turns without any call)"
+    )
+    p.add_argument("--max-steps", action=_Renamed)
     p.add_argument("--max-context-tokens", type=int, default=8192)
     p.add_argument("--max-new-tokens", type=int, default=512, help="tokens per turn")
     p.add_argument("--temperature", type=float, default=0.7)
@@ -353,23 +377,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, fn, text in (
         ("play", cmd_play, "play one episode with the scripted gold-patch policy"),
-        ("demo", cmd_demo, "validate the task set, then play one scripted episode"),
+        ("check", cmd_check, "validate the task set, then play one scripted episode"),
     ):
         p = sub.add_parser(name, help=text)
         _add_task_args(p)
         p.add_argument("--task-id", default=None, help="task to play (default: drawn with --seed)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", default=None, help="append the episode as JSON to this file")
-        if name == "demo":
+        if name == "check":
             p.add_argument("--jobs", type=int, default=2)
             p.add_argument("--timeout", type=float, default=300.0)
         p.set_defaults(fn=fn)
+    for old in RENAMED_COMMANDS:  # accepted by the parser (not listed) so that main can name the new one
+        sub.add_parser(old, add_help=False).set_defaults(renamed_command=old)
+    sub.metavar = "{" + ",".join(c for c in sub.choices if c not in RENAMED_COMMANDS) + "}"
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    old = getattr(args, "renamed_command", None)
+    if old is not None:
+        new, what = RENAMED_COMMANDS[old]
+        parser.error(f"the command {old} was renamed {new} ({what})")
     if rest and not getattr(args, "takes_rest", False):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(

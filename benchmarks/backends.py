@@ -27,7 +27,7 @@ tokenizer, tasks, adapter; "peak over built MiB"). Also reported: the mean rewar
 trainable parameters (the LoRA adapter).
 
 Default config (both backends): tiny-qwen3, tasks swerepair__intervals-5 and swerepair__durations-1,
-group_size 4, tasks_per_step 2 (8 episodes per step), max_turns 2, max_new_tokens 32, micro_batch_size 4,
+group_size 4, tasks_per_step 2 (8 episodes per step), max_tool_calls 2, max_new_tokens 32, micro_batch_size 4,
 lr 1e-4, LoRA (defaults: rank 8, last third of the layers), token_mean (TRL loss_type dapo), beta 0,
 localization shaping, seed 0, env_workers 4, float32 CPU, gradient checkpointing, and drop_zero_variance off
 (``--drop-zero-variance`` turns it on): TRL trains on zero-variance groups with advantage 0, so with
@@ -71,7 +71,7 @@ def base_config(model: str, drop_zero_variance: bool = False) -> dict:
         "shaping": "localization",
         "group_size": 4,
         "tasks_per_step": 2,
-        "max_turns": 2,
+        "max_tool_calls": 2,
         "max_new_tokens": 32,
         "micro_batch_size": 4,
         "lr": 1e-4,
@@ -387,7 +387,7 @@ def main() -> int:
 
     print(
         f"\n{args.model}, {config['tasks_per_step']} tasks x {config['group_size']} episodes per step, "
-        f"max_turns {config['max_turns']}, max_new_tokens {config['max_new_tokens']}, micro_batch_size "
+        f"max_tool_calls {config['max_tool_calls']}, max_new_tokens {config['max_new_tokens']}, micro_batch_size "
         f"{config['micro_batch_size']}, LoRA, float32 CPU, {os.cpu_count()} CPUs; {args.warmup} warm-up step(s) "
         f"not counted; each backend in a fresh process; total wall {total_wall:.1f} s"
     )

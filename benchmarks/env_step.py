@@ -108,7 +108,9 @@ def timed(fn, n: int) -> list[float]:
 
 def make_env(kind: str) -> SweRepairEnv:
     sandbox = unhardened_factory if kind == "bubblewrap-unhardened" else kind
-    return SweRepairEnv(tasks="bundled", sandbox=sandbox, max_steps=10_000, max_context_tokens=10**9, max_wall_s=1e9)
+    return SweRepairEnv(
+        tasks="bundled", sandbox=sandbox, max_tool_calls=10_000, max_context_tokens=10**9, max_wall_s=1e9
+    )
 
 
 def cold_prepare(kind: str, task_id: str) -> float:

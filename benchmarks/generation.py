@@ -35,7 +35,7 @@ import sys
 import time
 import warnings
 
-from swerepair.agents.models import BUILTIN_MODELS
+from swerepair.agents.inference.models import BUILTIN_MODELS
 
 SEED = 0
 
@@ -46,7 +46,7 @@ def ints(text: str) -> list[int]:
 
 def first_observation(tokenizer) -> tuple[str, list[int]]:
     """(task id, prompt ids) of the nano-agent's first observation for the first bundled task."""
-    from swerepair.agents.chat import ChatRenderer
+    from swerepair.agents.inference.chat import ChatRenderer
     from swerepair.agents.scaffold import nano_agent
     from swerepair.envs.tasks import load_tasks
 
@@ -73,8 +73,8 @@ def timed_generate(backend, prompts, max_new: int, repeats: int) -> float:
 
 
 def bench_model(name: str, batches: list[int], new_tokens: int, repeats: int) -> dict:
-    from swerepair.agents.hf_backend import HFBackend
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.hf_backend import HFBackend
+    from swerepair.agents.inference.models import load_model
 
     t0 = time.perf_counter()
     model, tokenizer = load_model(name, device="cpu")

@@ -48,7 +48,7 @@ GOAL_COPY_FRACTION = 0.25
 
 
 def _named(model_name: str) -> list[tuple[str, Any]]:
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.models import load_model
 
     model, _ = load_model(model_name)
     seen: set[int] = set()
@@ -63,7 +63,8 @@ def _named(model_name: str) -> list[tuple[str, Any]]:
 def _receiver(port: int, model_name: str, rounds: int, done: Any) -> None:
     import torch
 
-    from swerepair.trainers.weight_sync import WeightReceiver, WeightSyncGroup
+    from swerepair.agents.inference.weights.group import WeightSyncGroup
+    from swerepair.agents.inference.weights.receiver import WeightReceiver
 
     torch.set_num_threads(1)
     params = {n: t.clone() for n, t in _named(model_name)}
@@ -83,9 +84,9 @@ def _receiver(port: int, model_name: str, rounds: int, done: Any) -> None:
 def _server(model_name: str, port_queue: Any, stop: Any) -> None:
     import torch
 
-    from swerepair.agents.models import load_model
-    from swerepair.agents.server import InferenceServer
-    from swerepair.agents.weight_endpoints import attach_weight_endpoints
+    from swerepair.agents.inference.models import load_model
+    from swerepair.agents.inference.server import InferenceServer
+    from swerepair.agents.inference.weight_endpoints import attach_weight_endpoints
 
     torch.set_num_threads(1)
     model, tokenizer = load_model(model_name)
@@ -100,7 +101,7 @@ def _adapter_push(model_name: str, pusher: Any, version: int, runs: int) -> dict
     import torch
     from peft import get_peft_model
 
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.models import load_model
     from swerepair.trainers.config import load_config
     from swerepair.trainers.model import lora_config
     from swerepair.trainers.weight_sync import adapter_weights, policy_weights
@@ -130,9 +131,10 @@ def _vllm_rows(
     import tempfile
     from pathlib import Path
 
-    from swerepair.agents.models import model_path
-    from swerepair.agents.vllm_server import vllm_server
-    from swerepair.trainers.weight_sync import VLLMWeightPusher, plan_buckets
+    from swerepair.agents.inference.models import model_path
+    from swerepair.agents.inference.vllm_server import vllm_server
+    from swerepair.agents.inference.weights.protocol import plan_buckets
+    from swerepair.trainers.weight_sync import VLLMWeightPusher
 
     log = Path(tempfile.mkdtemp()) / "vllm.log"
     server_args = ["--dtype", "float32", "--max-model-len", "1024", "--enforce-eager"]
@@ -170,7 +172,10 @@ def main() -> int:
 
     import torch
 
-    from swerepair.trainers.weight_sync import WeightSender, WeightSyncGroup, free_port, plan_buckets
+    from swerepair.agents.inference.http import free_port
+    from swerepair.agents.inference.weights.group import WeightSyncGroup
+    from swerepair.agents.inference.weights.protocol import plan_buckets
+    from swerepair.trainers.weight_sync import WeightSender
 
     named = _named(args.model)
     nbytes = sum(t.numel() * t.element_size() for _, t in named)

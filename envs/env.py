@@ -38,15 +38,15 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
 
-from swerepair.agents.parsing import ToolCall, ToolCallError, tool_call_from_openai
 from swerepair.agents.scaffold import Scaffold, nano_agent
-from swerepair.agents.tools import ToolContext, ToolError, check_arguments, cut_output
+from swerepair.agents.scaffold.parsing import ToolCall, ToolCallError, tool_call_from_openai
+from swerepair.agents.scaffold.tools import ToolContext, ToolError, check_arguments, cut_output
 from swerepair.core import Sandbox, SandboxError, Task
 from swerepair.envs.sandbox import (
     SandboxConfig,
@@ -59,7 +59,7 @@ from swerepair.envs.spaces import AssistantTurnSpace, ConversationSpace
 from swerepair.envs.tasks import TaskSource, load_tasks
 from swerepair.rewards import REWARDS, RewardFn, evaluate, resolve_reward
 
-__all__ = ["Budgets", "SweRepairEnv", "estimate_tokens"]
+__all__ = ["RENAMED_BUDGETS", "Budgets", "SweRepairEnv", "estimate_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -82,24 +82,54 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     return int(chars / CHARS_PER_TOKEN) + 6 * len(messages)
 
 
+#: Budget names that were renamed: old -> (new, what it is). The old names are rejected (by
+#: `Budgets`, `SweRepairEnv` and so ``gymnasium.make``) with a message that names the new one.
+RENAMED_BUDGETS: Mapping[str, tuple[str, str]] = {
+    "max_steps": ("max_tool_calls", "the tool-call budget per episode: tool calls plus turns without any call"),
+    "warn_steps": ("warn_tool_calls", "the budget warning from this many tool calls left on"),
+}
+
+
+def _reject_renamed(kwargs: Mapping[str, Any], where: str) -> None:
+    """Raise `TypeError` naming the new name of each renamed budget in `kwargs`."""
+    old = [k for k in kwargs if k in RENAMED_BUDGETS]
+    if old:
+        raise TypeError(
+            f"{where}: " + "; ".join(f"{k} was renamed {RENAMED_BUDGETS[k][0]} ({RENAMED_BUDGETS[k][1]})" for k in old)
+        )
+
+
 @dataclass(frozen=True)
 class Budgets:
     """When an episode is cut short (``truncated=True``).
 
     Attributes:
-        max_steps: tool calls (well-formed or not) plus turns without any call.
+        max_tool_calls: tool calls (well-formed or not) plus turns without any call.
         max_context_tokens: the conversation's size, by `token_counter`.
         max_wall_s: seconds since reset.
-        warn_steps: from this many steps left on, tool output carries a budget warning.
-        warn_context_fraction: the same, once the context (or the wall-clock budget) is this
-            full.
+        warn_tool_calls: from this many tool calls left on, tool output carries a budget warning.
+        warn_context_fraction: the same, once the context is this full (this fraction of
+            `max_context_tokens`).
+        warn_wall_fraction: the same, once this fraction of `max_wall_s` has passed.
+
+    The old names ``max_steps`` and ``warn_steps`` are rejected with the new ones named:
+
+    >>> Budgets(max_steps=5)
+    Traceback (most recent call last):
+    ...
+    TypeError: Budgets: max_steps was renamed max_tool_calls (the tool-call budget per episode: ...)
     """
 
-    max_steps: int = 30
+    max_tool_calls: int = 30
     max_context_tokens: int = 8192
     max_wall_s: float = 1800.0
-    warn_steps: int = 3
+    warn_tool_calls: int = 3
     warn_context_fraction: float = 0.85
+    warn_wall_fraction: float = 0.85
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Budgets:
+        _reject_renamed(kwargs, "Budgets")
+        return super().__new__(cls)
 
 
 @dataclass
@@ -109,7 +139,7 @@ class _Episode:
     sandbox: Sandbox | None
     started: float
     failure: str | None = None
-    steps: int = 0
+    tool_calls: int = 0
     turns: int = 0
     calls: Counter[str] = field(default_factory=Counter)
     errors: int = 0
@@ -134,7 +164,8 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             run in a fresh verifier sandbox made like the agent's), or a callable
             ``(patch, task) -> float`` (or an object with ``evaluate``, such as a `Rubric`).
             The default, ``functional_similarity``, scores the gold patch exactly 1.
-        budgets: step, context and wall-clock budgets.
+        budgets: tool-call, context and wall-clock budgets; any `Budgets` field may also be
+            given as a keyword argument (``max_tool_calls=10``), over `budgets`.
         tool_timeout_s: wall-clock limit of one tool command.
         tool_deadline_s: wall-clock limit of one tool function (default ``2 * tool_timeout_s +
             30``); a tool past it is abandoned and answered with an error (see the module
@@ -176,6 +207,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             raise ValueError("the task set is empty")
         self._by_id = {t.instance_id: t for t in self.tasks}
         self.scaffold = scaffold or nano_agent()
+        _reject_renamed(budget_overrides, "SweRepairEnv")
         unknown = set(budget_overrides) - set(Budgets.__dataclass_fields__)
         if unknown:
             raise TypeError(f"unknown argument(s) {sorted(unknown)}")
@@ -266,12 +298,12 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         ep.messages.append(message)
         try:
             for k, item in enumerate(items):
-                if ep.steps >= self.budgets.max_steps:
+                if ep.tool_calls >= self.budgets.max_tool_calls:
                     call_id = item.id if isinstance(item, ToolCall) else item.id or f"invalid_{ep.turns}_{k}"
                     name = item.name if isinstance(item, ToolCall) else "invalid_tool_call"
-                    self._tool_message(ep, call_id, name, "Not executed: the step budget is exhausted.")
+                    self._tool_message(ep, call_id, name, "Not executed: the tool-call budget is exhausted.")
                     continue
-                ep.steps += 1
+                ep.tool_calls += 1
                 if isinstance(item, ToolCall):
                     self._tool_message(ep, item.id, item.name, self._run_tool(ep, item))
                 else:
@@ -283,7 +315,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
                         f"Error: could not parse your tool call: {item.message}",
                     )
             if not items:
-                ep.steps += 1
+                ep.tool_calls += 1
                 if self._diff(ep).strip():
                     return self._finish(ep, terminated=True, exit_reason="agent_stopped")
                 ep.messages.append({"role": "user", "content": self.scaffold.nudge})
@@ -389,8 +421,8 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
     # -- budgets ---------------------------------------------------------------------------
     def _budget_exceeded(self, ep: _Episode) -> str | None:
         b = self.budgets
-        if ep.steps >= b.max_steps:
-            return "step_budget"
+        if ep.tool_calls >= b.max_tool_calls:
+            return "tool_call_budget"
         if self.token_counter(ep.messages) >= b.max_context_tokens:
             return "context_budget"
         if time.monotonic() - ep.started >= b.max_wall_s:
@@ -400,14 +432,14 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
     def _add_budget_warning(self, ep: _Episode) -> None:
         b = self.budgets
         notes = []
-        left = b.max_steps - ep.steps
-        if left <= b.warn_steps:
+        left = b.max_tool_calls - ep.tool_calls
+        if left <= b.warn_tool_calls:
             notes.append(f"{left} tool call{'s' if left != 1 else ''} left")
         used = self.token_counter(ep.messages)
         if used >= b.warn_context_fraction * b.max_context_tokens:
             notes.append(f"context {used}/{b.max_context_tokens} tokens used")
         elapsed = time.monotonic() - ep.started
-        if elapsed >= b.warn_context_fraction * b.max_wall_s:
+        if elapsed >= b.warn_wall_fraction * b.max_wall_s:
             notes.append(f"{max(b.max_wall_s - elapsed, 0.0):.0f}s of wall-clock time left")
         if notes:
             last = ep.messages[-1]
@@ -420,7 +452,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             "errors": ep.errors,
             "malformed": ep.malformed,
             "timeouts": ep.timeouts,
-            "steps": ep.steps,
+            "tool_calls": ep.tool_calls,
             "turns": ep.turns,
         }
 

@@ -5,7 +5,7 @@ Every step, the turns of all still-running episodes are generated in one batch (
 `workers` threads, as a step is mostly waiting on sandboxed subprocesses (tool calls, and on an
 episode's last step the reward, which may run a test suite). Token bookkeeping stays on the
 calling thread. With a `ModelPolicy`
-the episodes are token-exact (`swerepair.agents.episode`); with any other `Policy`
+the episodes are token-exact (`swerepair.agents.policies.episode`); with any other `Policy`
 (scripted, a hosted API) they hold the messages only and ``info["token_exact"]`` is False.
 
 Faults end episodes, not the rollout: every episode asked for comes back, failed ones with
@@ -30,9 +30,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from swerepair.agents.episode import Episode, EpisodeBuilder
-from swerepair.agents.model_policy import ModelPolicy
-from swerepair.agents.policy import GenerationError, Policy
+from swerepair.agents.inference.backend import GenerationError
+from swerepair.agents.policies.base import Policy
+from swerepair.agents.policies.episode import EpisodeBuilder
+from swerepair.agents.policies.model import ModelPolicy
+from swerepair.core import Episode
 from swerepair.envs.env import SweRepairEnv
 from swerepair.envs.sandbox import TaskRepositoryError
 

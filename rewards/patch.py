@@ -191,42 +191,43 @@ def _parse_hunk(lines: list[str], i: int, header: re.Match[str]) -> tuple[Hunk, 
 def parse_patch(text: str) -> list[FilePatch]:
     """Parse a unified diff into per-file changes; never raises.
 
+    Files are the sections `split_files` cuts (one definition of where a file starts), each
+    parsed on its own.
+
     >>> [(f.path, f.status, len(f.hunks)) for f in parse_patch(
     ...     "diff --git a/x.py b/x.py\\n--- a/x.py\\n+++ b/x.py\\n@@ -1 +1 @@\\n-a\\n+b\\n")]
     [('x.py', 'modified', 1)]
     """
     if not isinstance(text, str) or not text:
         return []
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    _, sections = split_files(text)
+    files = [_parse_file(section) for section in sections]
+    return [f for f in files if f.path]
+
+
+def _parse_file(section: str) -> FilePatch:
+    """One file's section of a diff, as `split_files` cuts it, as a `FilePatch`."""
+    lines = section.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines[-1] == "":  # the final newline ends the last line; it starts no new one
         lines.pop()
-    files: list[FilePatch] = []
-    cur: _Builder | None = None
+    cur = _Builder(None, None, [])
     i = 0
+    if lines and lines[0].startswith("diff --git "):
+        cur.old_path, cur.new_path = _git_header_paths(lines[0])
+        i = 1
     while i < len(lines):
         line = lines[i]
-        if line.startswith("diff --git "):
-            if cur is not None:
-                files.append(cur.build())
-            old, new = _git_header_paths(line)
-            cur = _Builder(old, new, [])
-            i += 1
-            continue
         if line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
+            # the file's ---/+++ header (any other pair outside a hunk starts the next section)
             old, new = _strip_prefix(line[4:]), _strip_prefix(lines[i + 1][4:])
-            if cur is None or cur.hunks or cur.binary:
-                if cur is not None:
-                    files.append(cur.build())
-                cur = _Builder(old, new, [])
-            else:
+            if i == 0:  # the section starts with it: it names the file
+                cur.old_path, cur.new_path = old, new
+            else:  # after a ``diff --git`` line or a first pair: it completes the header
                 cur.old_path = old if old is not None else cur.old_path
                 cur.new_path = new if new is not None else cur.new_path
                 cur.new_file = cur.new_file or old is None
                 cur.deleted = cur.deleted or new is None
             i += 2
-            continue
-        if cur is None:
-            i += 1
             continue
         m = _HUNK.match(line)
         if m:
@@ -252,9 +253,7 @@ def parse_patch(text: str) -> list[FilePatch]:
                 cur.new_file = cur.new_file or m.group(1) == "/dev/null"
                 cur.deleted = cur.deleted or m.group(2) == "/dev/null"
         i += 1
-    if cur is not None:
-        files.append(cur.build())
-    return [f for f in files if f.path]
+    return cur.build()
 
 
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*$|_tests?\.py$|(^|/)conftest\.py$")

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from swerepair.agents.vllm_extension import WeightSyncExtension
+from swerepair.agents.inference.vllm_extension import WeightSyncExtension
 
 
 class FakeModel:
@@ -130,7 +130,7 @@ class FakeVLLMServer:
         return {"success": True}
 
     def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        from swerepair.agents.hf_backend import HFBackend
+        from swerepair.agents.inference.hf_backend import HFBackend
 
         prompt = body["prompt"]
         if not (isinstance(prompt, list) and all(isinstance(t, int) for t in prompt)):
@@ -190,7 +190,7 @@ class FakeVLLMServer:
 
 
 def _serve(port_queue: Any, stop: Any, workers: int, refuse_resets: int) -> None:
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.models import load_model
 
     models, tokenizer = [], None
     for _ in range(workers):

@@ -65,9 +65,9 @@ TOY_TEST_PATCH = (
 
 
 def _serve_tiny_model(port_queue: Any, stop: Any) -> None:
-    from swerepair.agents.models import load_model
-    from swerepair.agents.server import InferenceServer
-    from swerepair.agents.weight_endpoints import attach_weight_endpoints
+    from swerepair.agents.inference.models import load_model
+    from swerepair.agents.inference.server import InferenceServer
+    from swerepair.agents.inference.weight_endpoints import attach_weight_endpoints
 
     model, tokenizer = load_model("tiny-qwen3")
     with attach_weight_endpoints(InferenceServer(model, tokenizer, batch_window_s=0.05)) as server:

@@ -39,4 +39,6 @@ def test_docstring_examples(name: str) -> None:
 
 
 def test_modules_with_examples_are_found() -> None:
-    assert {"swerepair.rewards.similarity", "swerepair.rewards.patch", "swerepair.agents.parsing"} <= set(MODULES)
+    assert {"swerepair.rewards.similarity", "swerepair.rewards.patch", "swerepair.agents.scaffold.parsing"} <= set(
+        MODULES
+    )

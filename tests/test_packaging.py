@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = """
 import gymnasium as gym, os, swerepair
-from swerepair.agents.scripted import gold_turns
+from swerepair.agents.policies.scripted import gold_turns
 assert "site-packages" in swerepair.__file__, swerepair.__file__
 pkg = os.path.dirname(swerepair.__file__)
 assert not os.path.exists(os.path.join(pkg, "tests")) and not os.path.exists(os.path.join(pkg, "benchmarks"))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from swerepair.agents.vllm_server import vllm_server
+from swerepair.agents.inference.vllm_server import vllm_server
 
 __all__ = ["check_live_weights", "vllm_python", "vllm_server"]
 
@@ -38,8 +38,8 @@ def check_live_weights(
     """
     import torch
 
-    from swerepair.agents.hf_backend import HFBackend
-    from swerepair.agents.server_backend import ServerBackend
+    from swerepair.agents.inference.hf_backend import HFBackend
+    from swerepair.agents.inference.server_backend import ServerBackend
     from swerepair.trainers.weight_sync import VLLMWeightPusher, policy_weights
 
     original = [(n, t.clone()) for n, t in policy_weights(model)]

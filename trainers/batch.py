@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from swerepair.agents.episode import Episode
+from swerepair.core import Episode
 
 __all__ = ["MicroBatch", "make_micro_batch", "micro_batches"]
 

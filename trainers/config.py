@@ -8,6 +8,10 @@ A run's settings are resolved in this order, each overriding the one before:
 4. command-line overrides (``--lr 5e-6 --group-size 4``; dashes or underscores).
 
 Unknown keys are errors that name the key (and the file), with the closest field suggested.
+Renamed keys (`RENAMED_KEYS`: ``max_turns`` is now ``max_tool_calls``) are errors that name the
+new key, in a preset, a YAML file, an override or a `TrainConfig(...)` keyword; only a saved run's
+own ``config.yaml`` (read by ``--resume``, `load_config` with ``saved_run=True``) may still use an
+old name, which is read as the new one with a logged warning, so that older runs can resume.
 The docstring under each field is the only place it is documented: ``swerepair train --help``
 prints them.
 """
@@ -20,6 +24,7 @@ import difflib
 import inspect
 import itertools
 import json
+import logging
 import math
 import types
 import typing
@@ -29,7 +34,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["PRESETS", "ConfigError", "TrainConfig", "field_docs", "load_config", "parse_overrides"]
+__all__ = ["PRESETS", "RENAMED_KEYS", "ConfigError", "TrainConfig", "field_docs", "load_config", "parse_overrides"]
+
+log = logging.getLogger(__name__)
+
+#: Settings that were renamed: old key -> (new key, what it is). An old key is rejected with a
+#: message that names the new one (except in a saved run's config.yaml, see the module docstring).
+RENAMED_KEYS: Mapping[str, tuple[str, str]] = types.MappingProxyType(
+    {"max_turns": ("max_tool_calls", "the tool-call budget per episode: tool calls plus turns without any call")}
+)
 
 
 class ConfigError(ValueError):
@@ -82,8 +95,9 @@ class TrainConfig:
     """Shaping reward added to the patch reward (see swerepair.trainers.shaping): none or localization."""
     shaping_weight: float = 0.2
     """Weight of the shaping reward: reward = patch reward + shaping_weight * shaping."""
-    max_turns: int = 30
-    """Most tool-calling turns in one episode (the env's step budget)."""
+    max_tool_calls: int = 30
+    """Tool-call budget of one episode: tool calls (well-formed or not) plus turns without any call
+    (the env's max_tool_calls)."""
     max_context_tokens: int = 8192
     """Context budget of one episode, counted by the policy's tokenizer."""
     max_new_tokens: int = 512
@@ -103,7 +117,7 @@ class TrainConfig:
     weights to them after each update. Empty: generate in-process."""
     server_engine: Literal["swerepair", "vllm"] = "swerepair"
     """What the servers run: swerepair (swerepair serve) or vllm (vllm serve with the worker
-    extension swerepair.agents.vllm_extension.WeightSyncExtension and VLLM_SERVER_DEV_MODE=1)."""
+    extension swerepair.agents.inference.vllm_extension.WeightSyncExtension and VLLM_SERVER_DEV_MODE=1)."""
     weight_sync_backend: Literal["auto", "gloo", "nccl"] = "auto"
     """Process-group backend of weight pushes to the servers; auto is nccl on CUDA, else gloo."""
     async_rollouts: bool = False
@@ -188,6 +202,12 @@ class TrainConfig:
     progress: bool = True
     """Show a progress bar on the console."""
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> TrainConfig:
+        old = [k for k in kwargs if k in RENAMED_KEYS]
+        if old:
+            raise TypeError(f"TrainConfig: {_renamed_text(old[0])}")
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -207,7 +227,7 @@ class TrainConfig:
             if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
                 allowed = ", ".join(map(str, typing.get_args(hint)))
                 raise ConfigError(f"{name}: {value!r} is not one of {allowed}")
-        positive = ["lora_rank", "max_turns", "max_new_tokens", "group_size", "tasks_per_step", "ppo_epochs"]
+        positive = ["lora_rank", "max_tool_calls", "max_new_tokens", "group_size", "tasks_per_step", "ppo_epochs"]
         positive += ["micro_batch_size", "logprob_chunk_size", "max_steps", "env_workers", "max_context_tokens"]
         positive += ["weight_bucket_mb"]
         for name in positive:
@@ -296,7 +316,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
             "shaping_weight": 0.5,
             "group_size": 6,
             "tasks_per_step": 1,
-            "max_turns": 2,
+            "max_tool_calls": 2,
             "max_new_tokens": 64,
             "max_context_tokens": 4096,
             "max_steps": 6,
@@ -314,7 +334,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
             "reward": "functional_similarity",
             "group_size": 8,
             "tasks_per_step": 4,
-            "max_turns": 30,
+            "max_tool_calls": 30,
             "max_context_tokens": 8192,
             "max_new_tokens": 1024,
             "lr": 5e-6,
@@ -362,6 +382,14 @@ def field_docs() -> dict[str, str]:
 
 def _field_names() -> list[str]:
     return [f.name for f in fields(TrainConfig)]
+
+
+def _renamed_text(key: str, flag: bool = False) -> str:
+    """``max_turns was renamed max_tool_calls (...)`` (as ``--max-turns ...`` when `flag`)."""
+    new, what = RENAMED_KEYS[key]
+    if flag:
+        key, new = "--" + key.replace("_", "-"), "--" + new.replace("_", "-")
+    return f"{key} was renamed {new} ({what})"
 
 
 def _unknown(key: str, where: str) -> ConfigError:
@@ -417,9 +445,22 @@ def _coerce(name: str, value: Any, where: str = "") -> Any:
     raise ConfigError(f"{where}{name}: unsupported field type {hint!r}")
 
 
-def _apply(base: dict[str, Any], changes: Mapping[str, Any], where: str) -> None:
+_noted: set[tuple[str, str]] = set()
+
+
+def _apply(base: dict[str, Any], changes: Mapping[str, Any], where: str, *, saved_run: bool = False) -> None:
     for key, value in changes.items():
         name = str(key).replace("-", "_")
+        if name in RENAMED_KEYS:
+            if not saved_run:
+                raise ConfigError(f"{where}{_renamed_text(name)}")
+            new = RENAMED_KEYS[name][0]
+            if new in changes:
+                raise ConfigError(f"{where}both {name} and {new} are given: {_renamed_text(name)}")
+            if (where, name) not in _noted:  # once: --resume reads the file twice
+                _noted.add((where, name))
+                log.warning("%s%s; read as %s", where, _renamed_text(name), new)
+            name = new
         if name not in _hints():
             raise _unknown(str(key), where)
         base[name] = _coerce(name, value, where)
@@ -439,6 +480,8 @@ def parse_overrides(argv: Sequence[str]) -> dict[str, str]:
             raise ConfigError(f"unexpected argument {arg!r}: settings are given as --name value")
         key, eq, value = arg[2:].partition("=")
         name = key.replace("-", "_")
+        if name in RENAMED_KEYS:
+            raise ConfigError(f"command line: {_renamed_text(name, flag=True)}")
         if not eq:
             has_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
             if has_value:
@@ -461,9 +504,15 @@ def load_config(
     preset: str | None = None,
     config: str | Path | None = None,
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    saved_run: bool = False,
 ) -> TrainConfig:
     """Defaults, then `preset`, then the YAML file `config`, then `overrides` (a mapping, or
-    command-line words for `parse_overrides`)."""
+    command-line words for `parse_overrides`).
+
+    `saved_run`: `config` is a run directory's own config.yaml (as ``--resume`` reads it), which
+    an older version may have written with renamed keys (`RENAMED_KEYS`): they are read under
+    their new names, with a logged warning. Elsewhere an old key is a `ConfigError` naming the
+    new one."""
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -485,7 +534,7 @@ def load_config(
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of setting names to values")
-        _apply(values, data, f"{path}: ")
+        _apply(values, data, f"{path}: ", saved_run=saved_run)
     if overrides is not None:
         words = overrides if isinstance(overrides, Mapping) else parse_overrides(list(overrides))
         _apply(values, words, "")

@@ -1,6 +1,7 @@
 """What both trainers (`GRPOTrainer` and the TRL backend) share about playing episodes: the task
-set a config selects, the env factory it configures, and the reward a trainer assigns to a
-finished episode (the env's, replaced by an ``episode_reward`` and/or plus a shaping term)."""
+set a config selects, the env factory it configures, the seeds of a step's random draws
+(`step_seed`), and the reward a trainer assigns to a finished episode (the env's, replaced by an
+``episode_reward`` and/or plus a shaping term)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,47 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from swerepair.agents.episode import Episode
+from swerepair.core import Episode
 from swerepair.trainers.config import ConfigError, TrainConfig
 
-__all__ = ["EpisodeReward", "env_factory", "select_tasks", "shaped_reward"]
+__all__ = ["SEED_STREAMS", "EpisodeReward", "env_factory", "select_tasks", "shaped_reward", "step_seed"]
 
 #: A reward computed from the whole episode (its messages, tool statistics, patch) and its task,
 #: replacing the env's patch reward: ``(episode, task) -> float``.
 EpisodeReward = Callable[[Episode, Any], float]
+
+#: The random draws of a training step that are seeded per step (see `step_seed`).
+SEED_STREAMS = ("tasks", "sampling", "env")
+
+
+def step_seed(seed: int, step: int, stream: str) -> int:
+    """The seed of `stream`'s draws in step `step` of a run seeded `seed`.
+
+    A function of the run's seed and the step only, so that a resumed run (or one trained in
+    pieces) draws in each step exactly what the uninterrupted run draws. `step` counts from 1:
+    the trainer's step (`GRPOTrainer`), or the rollout call (`SweRepairRollout`, one per
+    generation batch of TRL).
+
+    - ``"tasks"``: the ``random.Random`` that picks the step's tasks
+      (`GRPOTrainer.tasks_for_step`): ``seed * 1_000_003 + step``.
+    - ``"sampling"``: the in-process backend's sampling generator, seeded before the step's
+      rollouts: ``seed * 1_000_003 + step`` (the same number as ``"tasks"``; it seeds another
+      generator).
+    - ``"env"``: the envs' resets: `run_episodes` resets the step's i-th episode with this seed
+      plus i: ``seed * 1_000_003 + step * 1000``.
+
+    These are the values every run so far was trained with: changing one changes what a resumed
+    run replays. Raises ValueError for another `stream`.
+
+    >>> step_seed(7, 3, "tasks"), step_seed(7, 3, "sampling"), step_seed(7, 3, "env")
+    (7000024, 7000024, 7003021)
+    """
+    base = seed * 1_000_003
+    if stream in ("tasks", "sampling"):
+        return base + step
+    if stream == "env":
+        return base + step * 1000
+    raise ValueError(f"unknown seed stream {stream!r} (one of {', '.join(SEED_STREAMS)})")
 
 
 def select_tasks(config: TrainConfig) -> list[Any]:
@@ -70,7 +104,7 @@ def env_factory(config: TrainConfig, tasks: Sequence[Any], renderer: Any, scaffo
         tool_timeout_s=config.tool_timeout_s,
         verifier_timeout_s=config.verifier_timeout_s,
         token_counter=count_tokens,
-        max_steps=config.max_turns,
+        max_tool_calls=config.max_tool_calls,
         max_context_tokens=config.max_context_tokens,
     )
 

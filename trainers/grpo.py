@@ -29,17 +29,28 @@ do not come back, or the push fails again, the error stops training.
 
 ``--resume`` restores weights, optimizer, schedule, RNG states and the step counter from the
 newest complete checkpoint; since the tasks and the sampling seed of a step depend only on the
-seed and the step number, a resumed run continues exactly as the uninterrupted run would.
+seed and the step number (`step_seed`), a resumed run continues exactly as the uninterrupted run
+would.
+
+A trainer changes nothing process-wide that outlives its work. Its run's ``train.log`` is attached
+to the ``swerepair`` logger only while it sets itself up and while `GRPOTrainer.train` runs (opened
+again, appending, by each call); its random generators' states (python's, numpy's, torch's:
+`RNGStates`) are in the global generators only then, and saved with each checkpoint; the metrics
+file and the prefetch thread are opened by `train` and closed when it returns or raises. What
+outlives a `train` call is the connection to the servers (the weight-sync group, joined at
+set-up): `GRPOTrainer.close` (or ``with GRPOTrainer(...) as trainer:``) leaves it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import shutil
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,14 +58,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from swerepair.agents.episode import Episode
+from swerepair.agents.inference.http import wait_healthy
+from swerepair.core import Episode
 from swerepair.trainers.advantages import group_advantages
 from swerepair.trainers.batch import MicroBatch, micro_batches
 from swerepair.trainers.config import ConfigError, TrainConfig, load_config
-from swerepair.trainers.episodes import EpisodeReward, env_factory, select_tasks, shaped_reward
+from swerepair.trainers.episodes import EpisodeReward, env_factory, select_tasks, shaped_reward, step_seed
 from swerepair.trainers.loss import LossConfig, grpo_loss, masked_token_logprobs
 from swerepair.trainers.metrics import MetricsLogger, episode_metrics, failure_metrics, plot_learning_curve
-from swerepair.trainers.model import PolicyModel, build_policy_model
+from swerepair.trainers.model import PolicyModel, RNGStates, build_policy_model, resolve_device
 
 __all__ = ["EpisodeReward", "GRPOTrainer", "latest_checkpoint"]
 
@@ -109,16 +121,21 @@ class GRPOTrainer:
         self._resume_from = latest_checkpoint(resume) if resume is not None else None
         if resume is not None and self._resume_from is None:
             raise FileNotFoundError(f"{resume} has no complete checkpoint to resume from")
-        self._log_handler: logging.Handler | None = None
+        self._log_handler: logging.Handler | None = None  # attached while the trainer works
         self._pending: dict[int, Future[Any]] = {}  # asynchronous mode: step -> its rollouts in flight
         self._prefetcher: ThreadPoolExecutor | None = None
         self._stop = config.max_steps
+        self.metrics: MetricsLogger | None = None  # open while train() runs
+        self.pusher: Any = None
+        self._closed = False
+        #: the trainer's own states of the global random generators (in them only while it works)
+        self.rng = RNGStates(config.seed, cuda=resolve_device(config).type == "cuda")
+        self._prepare_run_dir()
         try:
-            self._setup()
+            with self._working():
+                self._setup()
         except BaseException:
-            if self._log_handler is not None:
-                logging.getLogger("swerepair").removeHandler(self._log_handler)
-                self._log_handler.close()
+            self.close()
             raise
 
     @classmethod
@@ -129,22 +146,16 @@ class GRPOTrainer:
         path = run_dir / "config.yaml"
         if not path.exists():
             raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
-        config = load_config(config=path, overrides=overrides)
+        config = load_config(config=path, overrides=overrides, saved_run=True)
         config = config.replace(output_dir=str(run_dir))
         return cls(config, resume=run_dir, **kwargs)
 
     # -- set-up ------------------------------------------------------------------------------------
-    def _setup(self) -> None:
-        from swerepair.agents.chat import ChatRenderer
-        from swerepair.agents.hf_backend import HFBackend
-        from swerepair.agents.model_policy import ModelPolicy
-        from swerepair.agents.scaffold import nano_agent
-
-        cfg = self.config
-        _seed_everything(cfg.seed)
+    def _prepare_run_dir(self) -> None:
+        """Refuse to mix two runs in one directory (or clear it, with ``overwrite``); create it."""
         leftovers = [self.run_dir / name for name in RUN_FILES if (self.run_dir / name).exists()]
         if leftovers and self._resume_from is None:
-            if not cfg.overwrite:
+            if not self.config.overwrite:
                 raise ConfigError(
                     f"{self.run_dir} already holds a run; resume it (--resume {self.run_dir}), pick another "
                     "--output-dir, or pass --overwrite to start over there"
@@ -152,7 +163,35 @@ class GRPOTrainer:
             for path in leftovers:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        """A context in which the trainer works (its set-up, `train`, a checkpoint): the run's
+        train.log attached to the package's logger (appending), the trainer's random states in the
+        global generators, the environment DeepSpeed reads. All undone on exit; re-entrant."""
+        if self._log_handler is not None:  # already working
+            yield
+            return
         self._log_handler = _attach_log_file(self.run_dir / "train.log")
+        try:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(self.rng.active())
+                model = getattr(self, "policy_model", None)  # not yet built during the set-up
+                if model is not None:
+                    stack.enter_context(model.launcher_env())
+                yield
+        finally:
+            handler, self._log_handler = self._log_handler, None
+            if handler is not None:
+                _detach_log_file(handler)
+
+    def _setup(self) -> None:
+        from swerepair.agents.inference.chat import ChatRenderer
+        from swerepair.agents.inference.hf_backend import HFBackend
+        from swerepair.agents.policies.model import ModelPolicy
+        from swerepair.agents.scaffold import nano_agent
+
+        cfg = self.config
         cfg.to_yaml(self.run_dir / "config.yaml")
 
         self.tasks = tasks = select_tasks(cfg)
@@ -164,10 +203,9 @@ class GRPOTrainer:
         self.renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = int(pad)  # any id works: padded positions are outside the attention and loss masks
-        self.pusher: Any = None
         self._base_pushed = False  # adapter pushes: whether this connection has the base weights
         if cfg.servers:  # rollouts on the servers; weights pushed to them after each update
-            from swerepair.agents.server_backend import ServerBackend
+            from swerepair.agents.inference.server_backend import ServerBackend
 
             self.backend: Any = ServerBackend(
                 cfg.servers,
@@ -202,9 +240,6 @@ class GRPOTrainer:
             self._load_checkpoint(self._resume_from)
         if cfg.servers:
             self._connect_servers()
-        self.metrics = MetricsLogger(
-            self.run_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self._resume_from else None
-        )
 
     def _connect_servers(self) -> None:
         """Join the servers' weight-sync group and push the current weights (version = step)."""
@@ -272,45 +307,73 @@ class GRPOTrainer:
         """Run steps until ``max_steps`` (or `steps` more, if fewer remain); return the metrics of
         the steps this call ran. A checkpoint is written where the call stops, so a run can be
         trained in pieces (or killed after a checkpoint) and resumed exactly: the schedule is that
-        of ``max_steps`` throughout."""
+        of ``max_steps`` throughout.
+
+        While it runs, the run's train.log receives the package's logs and the trainer's random
+        states are in the global generators; when it returns or raises, the log file is detached,
+        the metrics files are closed and the prefetch thread is stopped (the next call opens them
+        again and appends)."""
+        if self._closed:
+            raise RuntimeError("the trainer is closed")
         cfg = self.config
         ran: list[dict[str, Any]] = []
         stop = cfg.max_steps if steps is None else min(cfg.max_steps, self.step + steps)
         self._stop = stop
-        bar = _progress(cfg, initial=self.step)
-        try:
-            while self.step < stop:
-                self.step += 1
-                record = self.train_step(bar)
-                ran.append(record)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(reward=f"{record.get('reward/mean', float('nan')):.3f}", refresh=False)
-                last = self.step == stop
-                if last or (cfg.save_every and self.step % cfg.save_every == 0):
-                    self.save_checkpoint()
-        finally:
-            if bar is not None:
-                bar.close()
-            for future in self._pending.values():  # a prefetch beyond this call's last step
-                future.cancel()
-            self._pending.clear()
-        self._finish()
+        with self._working():
+            try:
+                self._open_metrics()
+                bar = _progress(cfg, initial=self.step)
+                try:
+                    while self.step < stop:
+                        self.step += 1
+                        record = self.train_step(bar)
+                        ran.append(record)
+                        if bar is not None:
+                            bar.update(1)
+                            bar.set_postfix(reward=f"{record.get('reward/mean', float('nan')):.3f}", refresh=False)
+                        last = self.step == stop
+                        if last or (cfg.save_every and self.step % cfg.save_every == 0):
+                            self.save_checkpoint()
+                finally:
+                    if bar is not None:
+                        bar.close()
+                self._finish()
+            finally:
+                self._release()
         return ran
 
-    def close(self) -> None:
-        """Close the metrics files, leave the servers' weight group, detach the run's log file."""
-        self.metrics.close()
+    def _open_metrics(self) -> MetricsLogger:
+        """The metrics logger, opened (appending) if it is not: records after the trainer's step
+        (left by a run that stopped between a step and its checkpoint) are dropped first."""
+        if self.metrics is None:
+            continuing = self._resume_from is not None or self.step > 0
+            self.metrics = MetricsLogger(
+                self.run_dir, tensorboard=self.config.tensorboard, resume_step=self.step if continuing else None
+            )
+        return self.metrics
+
+    def _release(self) -> None:
+        """Release what `train` opened: the prefetch thread (a prefetch beyond the call's last step
+        is cancelled, or waited for if it runs), the metrics files."""
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
         if self._prefetcher is not None:
             self._prefetcher.shutdown(wait=True, cancel_futures=True)
             self._prefetcher = None
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
+
+    def close(self) -> None:
+        """Release everything the trainer holds: the servers' weight-sync group, and what `train`
+        opened if a `train_step` called outside it left it open (the run's log file is attached
+        only while the trainer works). Idempotent; a closed trainer does not train again."""
+        self._closed = True
+        self._release()
         if self.pusher is not None:
-            self.pusher.close()
-            self.pusher = None
-        if self._log_handler is not None:
-            logging.getLogger("swerepair").removeHandler(self._log_handler)
-            self._log_handler.close()
-            self._log_handler = None
+            pusher, self.pusher = self.pusher, None
+            pusher.close()
 
     def __enter__(self) -> GRPOTrainer:
         return self
@@ -320,7 +383,7 @@ class GRPOTrainer:
 
     def tasks_for_step(self, step: int) -> list[str]:
         """The task ids of `step`: a function of the seed and the step only (exact resume)."""
-        rng = random.Random(self.config.seed * 1_000_003 + step)
+        rng = random.Random(step_seed(self.config.seed, step, "tasks"))
         ids = [t.instance_id for t in self.tasks]
         k = self.config.tasks_per_step
         chosen: list[str] = []
@@ -333,7 +396,7 @@ class GRPOTrainer:
         cfg = self.config
         task_ids = [t for t in self.tasks_for_step(step) for _ in range(cfg.group_size)]
         if hasattr(self.backend, "generator"):
-            self.backend.generator.manual_seed(cfg.seed * 1_000_003 + step)
+            self.backend.generator.manual_seed(step_seed(cfg.seed, step, "sampling"))
 
         def on_rollout(running: int, finished: int) -> None:
             if bar is not None:
@@ -348,7 +411,12 @@ class GRPOTrainer:
         """One step: rollouts, advantages, update, metrics (see the module docstring).
 
         In asynchronous mode the step's episodes were (being) generated while the previous step
-        trained; this step starts generating the next step's before it trains."""
+        trained; this step starts generating the next step's before it trains. (`train` calls it;
+        called directly, it leaves the metrics file open until `train` or `close`.)"""
+        with self._working():
+            return self._train_step(bar)
+
+    def _train_step(self, bar: Any) -> dict[str, Any]:
         cfg, step = self.config, self.step
         self.policy_model.train_mode(False)
         started = time.monotonic()
@@ -406,7 +474,7 @@ class GRPOTrainer:
                 "throughput/generation_tokens_per_s": generated / gen_s if gen_s > 0 else 0.0,
             }
         )
-        self.metrics.log(step, record)
+        self._open_metrics().log(step, record)
         self.history.append({"step": step, **record})
         if cfg.save_episodes:
             self._save_episodes(step, episodes, kept, adv.advantages)
@@ -521,13 +589,19 @@ class GRPOTrainer:
 
     def save_checkpoint(self) -> Path:
         """Write a complete checkpoint of the current step; keep the newest `keep_checkpoints`."""
+        with self._working():
+            return self._save_checkpoint()
+
+    def _save_checkpoint(self) -> Path:
         root = self.run_dir / "checkpoints"
         final = root / f"step-{self.step:06d}"
         tmp = root / f".tmp-step-{self.step:06d}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.policy_model.save(tmp)
-        torch.save(_rng_state(getattr(self.backend, "generator", None)), tmp / "rng.pt")
+        generator = getattr(self.backend, "generator", None)
+        rng = {**self.rng.state_dict(), "sampler": generator.get_state() if generator is not None else None}
+        torch.save(rng, tmp / "rng.pt")
         state = {"step": self.step, "policy_version": self.backend.policy_version, "history": self.history}
         (tmp / "trainer_state.json").write_text(json.dumps(state, default=float), encoding="utf-8")
         (tmp / CHECKPOINT_DONE).write_text(json.dumps({"step": self.step, "time": time.time()}), encoding="utf-8")
@@ -543,7 +617,11 @@ class GRPOTrainer:
     def _load_checkpoint(self, directory: Path) -> None:
         state = json.loads((directory / "trainer_state.json").read_text(encoding="utf-8"))
         self.policy_model.load(directory)
-        _set_rng_state(torch.load(directory / "rng.pt", weights_only=False), getattr(self.backend, "generator", None))
+        rng = torch.load(directory / "rng.pt", weights_only=False)
+        self.rng.load_state_dict(rng)
+        generator = getattr(self.backend, "generator", None)
+        if generator is not None and rng.get("sampler") is not None:
+            generator.set_state(rng["sampler"])
         self.step = int(state["step"])
         self.history = list(state.get("history", []))
         self.backend.policy_version = int(state["policy_version"])
@@ -568,27 +646,15 @@ def _run(
 ) -> list[Episode]:
     from swerepair.envs.rollout import run_episodes
 
-    return run_episodes(
-        make_env, policy, task_ids, seed=cfg.seed * 1_000_003 + step * 1000, on_step=on_step, workers=cfg.env_workers
-    )
+    seed = step_seed(cfg.seed, step, "env")
+    return run_episodes(make_env, policy, task_ids, seed=seed, on_step=on_step, workers=cfg.env_workers)
 
 
 def _wait_for_servers(urls: Sequence[str], timeout_s: float) -> None:
-    """Block until every server answers ``GET /health``; TimeoutError after `timeout_s`."""
-    import urllib.request
-
+    """Block until every server answers ``GET /health``; TimeoutError after `timeout_s` in all."""
     deadline = time.monotonic() + timeout_s
     for url in urls:
-        root = url.rstrip("/").removesuffix("/v1")
-        while True:
-            try:
-                with urllib.request.urlopen(f"{root}/health", timeout=5) as response:
-                    response.read()
-                break
-            except Exception as exc:  # refused, reset, 503 while it starts
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{root} did not come back within {timeout_s:g}s: {exc}") from exc
-                time.sleep(0.25)
+        wait_healthy(url, max(0.0, deadline - time.monotonic()))
 
 
 def _lag(episode: Episode, step: int) -> int:
@@ -598,42 +664,41 @@ def _lag(episode: Episode, step: int) -> int:
     return step - 1 - min(versions) if versions else 0
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state(generator: torch.Generator | None) -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "sampler": generator.get_state() if generator is not None else None,
-    }
-
-
-def _set_rng_state(state: dict[str, Any], generator: torch.Generator | None) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if generator is not None and state.get("sampler") is not None:
-        generator.set_state(state["sampler"])
+#: The run log files attached now (by trainers at work), and the package logger's level before the
+#: first of them lowered it to INFO (restored when the last one is detached).
+_attached: list[logging.Handler] = []
+_level_before: list[int] = []
+_attach_lock = threading.Lock()
 
 
 def _attach_log_file(path: Path) -> logging.Handler:
-    """Send the package's INFO logs to `path` (``tail -f`` it while a run goes)."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    """Send the package's INFO logs to `path`, appending (``tail -f`` it while a run goes)."""
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
-    root = logging.getLogger("swerepair")
-    root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > logging.INFO:
-        root.setLevel(logging.INFO)
+    package = logging.getLogger("swerepair")
+    with _attach_lock:
+        if not _attached:
+            _level_before[:] = [package.level]
+        _attached.append(handler)
+        package.addHandler(handler)
+        if package.level == logging.NOTSET or package.level > logging.INFO:
+            package.setLevel(logging.INFO)
     return handler
+
+
+def _detach_log_file(handler: logging.Handler) -> None:
+    """Undo `_attach_log_file` (the logger's level too, after the last one) and close the file."""
+    package = logging.getLogger("swerepair")
+    with _attach_lock:
+        package.removeHandler(handler)
+        if handler in _attached:
+            _attached.remove(handler)
+        if not _attached and _level_before:
+            if package.level == logging.INFO:  # unless someone else set it meanwhile
+                package.setLevel(_level_before[0])
+            _level_before.clear()
+    handler.close()
 
 
 def _progress(config: TrainConfig, initial: int) -> Any:

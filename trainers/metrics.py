@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from swerepair.agents.episode import Episode
+    from swerepair.core import Episode
     from swerepair.trainers.advantages import AdvantageResult
 
 __all__ = [

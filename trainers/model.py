@@ -9,7 +9,15 @@ and learning-rate schedule, and the pieces the fused loss needs (final hidden st
 - Gradient checkpointing recomputes decoder activations in the backward pass.
 - AdamW over the trainable parameters only; linear warmup, then cosine decay (or constant).
 - DeepSpeed ZeRO-2/3 (`TrainConfig.zero_stage`) wraps the same model, optimizer and schedule;
-  it runs on CPU with gloo (world size 1 is enough) as well as on GPUs with NCCL.
+  it runs on CPU with gloo (world size 1 is enough) as well as on GPUs with NCCL. Outside a
+  launcher, the process group is a single rank on a free local port, given to DeepSpeed directly
+  (no ``MASTER_ADDR``/``MASTER_PORT``/``RANK`` in the environment); the ``LOCAL_RANK`` DeepSpeed
+  reads while it works is set only inside `PolicyModel.launcher_env`.
+
+Building the model changes no process-global random state: loading it and LoRA's random
+initialisation (seeded with the run's seed) run inside `torch.random.fork_rng`. `RNGStates` is
+how a trainer owns the process-global generators' states (python's, numpy's, torch's) while it
+works, and only then.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +38,15 @@ from torch import Tensor
 
 from swerepair.trainers.config import ConfigError, TrainConfig, lora_layer_indices
 
-__all__ = ["PolicyModel", "build_policy_model", "lora_config", "lr_lambda", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "PolicyModel",
+    "RNGStates",
+    "build_policy_model",
+    "lora_config",
+    "lr_lambda",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +128,8 @@ class PolicyModel:
         self.engine: Any = None
         self.reference: Any = None
         self.lora = config.finetune == "lora"
+        #: environment variables DeepSpeed reads while it works, set by `launcher_env` when absent
+        self._launcher_env: dict[str, str] = {}
         num_layers = int(causal_lm.config.num_hidden_layers)
         if getattr(causal_lm.config, "final_logit_softcapping", None) or getattr(causal_lm.config, "logit_scale", None):
             raise ConfigError("the fused LM-head loss does not support logit soft-capping or scaling models")
@@ -120,8 +139,13 @@ class PolicyModel:
         if self.lora:
             from peft import get_peft_model
 
-            torch.manual_seed(config.seed)  # LoRA's A matrices are initialised randomly
-            self.model = get_peft_model(causal_lm, lora_config(config, num_layers))
+            # LoRA's A matrices are initialised randomly: from the run's seed, in a fork of the
+            # global generators (of this device's), which are left as they were
+            with torch.random.fork_rng(devices=_cuda_devices(device)):
+                torch.random.default_generator.manual_seed(config.seed)
+                if device.type == "cuda":
+                    torch.cuda.manual_seed_all(config.seed)
+                self.model = get_peft_model(causal_lm, lora_config(config, num_layers))
             self.causal_lm = self.model.get_base_model()
         else:
             self.model = causal_lm
@@ -174,21 +198,48 @@ class PolicyModel:
         import deepspeed
         import torch.distributed as dist
 
+        # DeepSpeed reads LOCAL_RANK whenever its engine works (ZeRO-3's checks of its trace, too),
+        # not only here: set while this model works (`launcher_env`) when no launcher set it
+        self._launcher_env = {"LOCAL_RANK": "0", "WORLD_SIZE": "1"}
         if self.device.type == "cpu":
-            os.environ.setdefault("DS_ACCELERATOR", "cpu")
-        if not dist.is_initialized():
-            for key, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29511"), ("RANK", "0")):
-                os.environ.setdefault(key, value)
-            os.environ.setdefault("WORLD_SIZE", "1")
-            os.environ.setdefault("LOCAL_RANK", "0")
-            deepspeed.init_distributed(dist_backend="gloo" if self.device.type == "cpu" else "nccl")
-        engine, optimizer, _, scheduler = deepspeed.initialize(
-            model=self.model,
-            optimizer=self.optimizer,
-            lr_scheduler=self.scheduler,
-            config=self.deepspeed_config(),
-        )
+            self._launcher_env["DS_ACCELERATOR"] = "cpu"
+        launched = all(key in os.environ for key in _LAUNCHER_KEYS)  # torchrun, deepspeed, accelerate
+        with self.launcher_env():
+            if not dist.is_initialized():
+                backend = "gloo" if self.device.type == "cpu" else "nccl"
+                if launched:  # the group the launcher's variables describe
+                    deepspeed.init_distributed(dist_backend=backend)
+                else:  # one process: its own group on a free local port, passed (not set in os.environ)
+                    from swerepair.agents.inference.http import free_port
+
+                    deepspeed.init_distributed(
+                        dist_backend=backend,
+                        auto_mpi_discovery=False,
+                        init_method=f"tcp://127.0.0.1:{free_port()}",
+                        rank=0,
+                        world_size=1,
+                    )
+            engine, optimizer, _, scheduler = deepspeed.initialize(
+                model=self.model,
+                optimizer=self.optimizer,
+                lr_scheduler=self.scheduler,
+                config=self.deepspeed_config(),
+            )
         self.engine, self.optimizer, self.scheduler = engine, optimizer, scheduler
+
+    @contextlib.contextmanager
+    def launcher_env(self) -> Iterator[None]:
+        """A context in which the environment holds what DeepSpeed reads from it while it works
+        (``LOCAL_RANK``, ``WORLD_SIZE``; ``DS_ACCELERATOR=cpu`` on CPU), each one that a launcher
+        did not set; they are removed again on exit. Nothing without DeepSpeed; re-entrant."""
+        added = {key: value for key, value in self._launcher_env.items() if key not in os.environ}
+        os.environ.update(added)
+        try:
+            yield
+        finally:
+            for key, value in added.items():
+                if os.environ.get(key) == value:
+                    del os.environ[key]
 
     # -- the loss's forward --------------------------------------------------------------------------
     def hidden_states(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
@@ -286,7 +337,8 @@ class PolicyModel:
         scheduler state into `directory`."""
         directory.mkdir(parents=True, exist_ok=True)
         if self.engine is not None:
-            self.engine.save_checkpoint(str(directory / "deepspeed"), tag="state")
+            with self.launcher_env():
+                self.engine.save_checkpoint(str(directory / "deepspeed"), tag="state")
             if self.config.zero_stage == 3:
                 return  # weights are sharded; the DeepSpeed checkpoint holds them
             self.model.save_pretrained(directory / "model")
@@ -301,7 +353,8 @@ class PolicyModel:
     def load(self, directory: Path) -> None:
         """Restore what `save` wrote (weights, optimizer, scheduler)."""
         if self.engine is not None:
-            self.engine.load_checkpoint(str(directory / "deepspeed"), tag="state")
+            with self.launcher_env():
+                self.engine.load_checkpoint(str(directory / "deepspeed"), tag="state")
             return
         if self.lora:
             from peft import set_peft_model_state_dict
@@ -318,6 +371,104 @@ class PolicyModel:
         self.scheduler.load_state_dict(state["scheduler"])
 
 
+#: What a launcher (torchrun, the deepspeed launcher, accelerate) sets for every process.
+_LAUNCHER_KEYS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE")
+
+
+def _cuda_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose generators a model on `device` draws from (none on CPU)."""
+    return list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+
+
+class RNGStates:
+    """The states of the process-global random generators, owned by one trainer: python's
+    `random`, numpy's global generator, torch's CPU generator and, with `cuda`, every CUDA
+    device's. They start seeded with `seed` (as ``random.seed``, ``np.random.seed`` and
+    ``torch.manual_seed`` would seed them).
+
+    `active()` puts them into the process-global generators and, on exit, takes them back and
+    restores the states it found there: whatever draws from the global generators inside (dropout,
+    peft's initialisation, library code) draws from the trainer's own sequence, and code outside
+    sees no change. `state_dict` and `load_state_dict` read and set them (inside `active()`, those
+    of the global generators), in the format of a checkpoint's ``rng.pt``.
+    """
+
+    def __init__(self, seed: int, *, cuda: bool = False) -> None:
+        self.seed = seed
+        self.cuda = cuda
+        self._state: dict[str, Any] | None = None  # None: seeded when first made active
+        self._depth = 0
+
+    @property
+    def is_active(self) -> bool:
+        """Whether these states are in the global generators now."""
+        return self._depth > 0
+
+    def _capture(self) -> dict[str, Any]:
+        import numpy as np
+
+        return {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if self.cuda else None,
+        }
+
+    def _apply(self, state: Mapping[str, Any]) -> None:
+        import numpy as np
+
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if self.cuda and state.get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    def _seed_globals(self) -> None:
+        import numpy as np
+
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+        torch.random.default_generator.manual_seed(self.seed)
+        if self.cuda:
+            torch.cuda.manual_seed_all(self.seed)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[RNGStates]:
+        """A context in which the global generators hold these states (see the class); re-entrant."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        outside = self._capture()
+        if self._state is None:
+            self._seed_globals()
+        else:
+            self._apply(self._state)
+        self._depth = 1
+        try:
+            yield self
+        finally:
+            self._depth = 0
+            self._state = self._capture()
+            self._apply(outside)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The states: ``{"python", "numpy", "torch", "cuda"}`` (``cuda`` None without `cuda`)."""
+        if not self.is_active:
+            with self.active():
+                return self._capture()
+        return self._capture()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Set the states to `state` (what `state_dict` returned, here or in another process);
+        its ``cuda`` entry is used only with `cuda`."""
+        with self.active():
+            self._apply(state)
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -328,9 +479,12 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
 
 def build_policy_model(config: TrainConfig) -> PolicyModel:
     """Load `config.model` on its device and dtype and make it trainable as `config` says."""
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.models import load_model
 
     device = resolve_device(config)
     dtype = resolve_dtype(config, device)
-    causal_lm, tokenizer = load_model(config.model, device=str(device), dtype=dtype)
+    # whatever loading draws (building a built-in model the first time, say) is drawn from a fork:
+    # the global generators, a trainer's while it builds, are as they were
+    with torch.random.fork_rng(devices=_cuda_devices(device)):
+        causal_lm, tokenizer = load_model(config.model, device=str(device), dtype=dtype)
     return PolicyModel(config, causal_lm, tokenizer, device)

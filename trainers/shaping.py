@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-from swerepair.agents.episode import Episode
+from swerepair.core import Episode
 from swerepair.rewards.patch import parse_patch
 
 __all__ = ["SHAPING", "gold_locations", "localization"]

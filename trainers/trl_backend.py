@@ -3,7 +3,7 @@
 Why ``rollout_func`` and not ``environment_factory``: TRL's environment path renders each tool
 result with the chat template and re-tokenizes the conversation in its own tool loop, with its own
 tool-call parser; our episodes are built token by token from what the model generated and what
-the env answered (`swerepair.agents.episode`), and the sandbox, budgets, scaffold and reward live
+the env answered (`swerepair.agents.policies.episode`), and the sandbox, budgets, scaffold and reward live
 in the env. With ``rollout_func`` TRL receives exactly those token ids:
 
 - ``prompt_ids``: the episode's tokens before the first generated token (system prompt with the
@@ -29,15 +29,16 @@ advantage 0, and TRL's z-score uses the sample std and eps 1e-4.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from swerepair.agents.episode import Episode
+from swerepair.core import Episode
 from swerepair.trainers.config import ConfigError, TrainConfig
-from swerepair.trainers.episodes import env_factory, select_tasks, shaped_reward
+from swerepair.trainers.episodes import env_factory, select_tasks, shaped_reward, step_seed
 
 __all__ = ["SweRepairRollout", "build_trl_trainer", "episode_to_trl", "grpo_config", "unsupported_settings"]
 
@@ -163,7 +164,7 @@ class SweRepairRollout:
     """
 
     def __init__(self, config: TrainConfig, tasks: Sequence[Any], tokenizer: Any, episode_reward: Any = None) -> None:
-        from swerepair.agents.chat import ChatRenderer
+        from swerepair.agents.inference.chat import ChatRenderer
         from swerepair.agents.scaffold import nano_agent
 
         self.config = config
@@ -198,8 +199,8 @@ class SweRepairRollout:
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
         """Play one episode per prompt with the trainer's current weights; return what TRL trains on."""
-        from swerepair.agents.hf_backend import HFBackend
-        from swerepair.agents.model_policy import ModelPolicy
+        from swerepair.agents.inference.hf_backend import HFBackend
+        from swerepair.agents.policies.model import ModelPolicy
         from swerepair.envs.rollout import run_episodes
 
         try:
@@ -215,7 +216,7 @@ class SweRepairRollout:
             temperature=self.config.temperature,
             top_p=self.config.top_p,
             max_new_tokens=self.config.max_new_tokens,
-            seed=self.config.seed * 1_000_003 + self.calls,
+            seed=step_seed(self.config.seed, self.calls, "sampling"),
         )
         backend.policy_version = int(trainer.state.global_step)
         was_training = model.training
@@ -225,7 +226,7 @@ class SweRepairRollout:
                 self.make_env,
                 ModelPolicy(backend, self.renderer),
                 task_ids,
-                seed=self.config.seed * 1_000_003 + self.calls * 1000,
+                seed=step_seed(self.config.seed, self.calls, "env"),
                 workers=self.config.env_workers,
             )
         finally:
@@ -269,6 +270,11 @@ def build_trl_trainer(config: TrainConfig, *, episode_reward: Any = None, **grpo
 
     The model is loaded as `build_policy_model` would (same name, device, dtype); LoRA settings
     become a peft ``LoraConfig`` that TRL applies. `grpo_overrides` go to ``GRPOConfig``.
+
+    TRL seeds the process-global generators (python's, numpy's, torch's) when it sets itself up,
+    and trains on from the states it left there. Here they are the trainer's own (`RNGStates`,
+    kept as ``trainer.swerepair_rng``): they are in the global generators while the trainer is
+    built and while its ``train`` runs, and the global states are as they were before and after.
     """
     import transformers
     import trl
@@ -276,8 +282,8 @@ def build_trl_trainer(config: TrainConfig, *, episode_reward: Any = None, **grpo
 
     if Version(trl.__version__) < Version(TRL_MIN_VERSION):
         raise ConfigError(f"the trl backend needs trl >= {TRL_MIN_VERSION}, found {trl.__version__}")
-    from swerepair.agents.models import load_model
-    from swerepair.trainers.model import lora_config, resolve_device, resolve_dtype
+    from swerepair.agents.inference.models import load_model
+    from swerepair.trainers.model import RNGStates, lora_config, resolve_device, resolve_dtype
 
     if grpo_overrides.get("use_vllm"):
         raise ConfigError(
@@ -287,21 +293,32 @@ def build_trl_trainer(config: TrainConfig, *, episode_reward: Any = None, **grpo
     args = grpo_config(config, **grpo_overrides)
     tasks = select_tasks(config)
     device = resolve_device(config)
-    model, tokenizer = load_model(config.model, device=str(device), dtype=resolve_dtype(config, device))
-    transformers.set_seed(config.seed)
-    peft_config = lora_config(config, int(model.config.num_hidden_layers)) if config.finetune == "lora" else None
-    rollout = SweRepairRollout(config, tasks, tokenizer, episode_reward=episode_reward)
-    dataset = rollout.dataset()
-    Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-    config.to_yaml(Path(config.output_dir) / "config.yaml")
-    trainer = trl.GRPOTrainer(
-        model=model,
-        reward_funcs=[swerepair_reward],
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        rollout_func=rollout,
-    )
+    rng = RNGStates(config.seed, cuda=device.type == "cuda")
+    with rng.active():
+        model, tokenizer = load_model(config.model, device=str(device), dtype=resolve_dtype(config, device))
+        transformers.set_seed(config.seed)
+        peft_config = lora_config(config, int(model.config.num_hidden_layers)) if config.finetune == "lora" else None
+        rollout = SweRepairRollout(config, tasks, tokenizer, episode_reward=episode_reward)
+        dataset = rollout.dataset()
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+        config.to_yaml(Path(config.output_dir) / "config.yaml")
+        trainer = trl.GRPOTrainer(
+            model=model,
+            reward_funcs=[swerepair_reward],
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            rollout_func=rollout,
+        )
     trainer.swerepair_rollout = rollout
+    trainer.swerepair_rng = rng
+    train = trainer.train
+
+    @functools.wraps(train)
+    def train_with_own_rng(*args: Any, **kwargs: Any) -> Any:
+        with rng.active():
+            return train(*args, **kwargs)
+
+    trainer.train = train_with_own_rng
     return trainer

@@ -15,7 +15,7 @@ import pytest
 
 import swerepair  # noqa: F401  (registers SweRepair-v0)
 from swerepair.agents import HermesParser, Scaffold, Tool, ToolContext, ToolError, cut_output, format_exec_result
-from swerepair.agents.scripted import hermes_call, patch_to_edits
+from swerepair.agents.policies.scripted import hermes_call, patch_to_edits
 from swerepair.core import Sandbox
 
 pytestmark = pytest.mark.filterwarnings("ignore::swerepair.envs.sandbox.LocalSandboxWarning")

@@ -9,13 +9,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from swerepair.agents.chat import ChatRenderer, hermes_tools_block  # noqa: E402
-from swerepair.agents.hf_backend import HFBackend  # noqa: E402
-from swerepair.agents.model_policy import ModelPolicy  # noqa: E402
-from swerepair.agents.models import load_model  # noqa: E402
-from swerepair.agents.policy import Generation, ScriptedPolicy  # noqa: E402
+from swerepair.agents.inference.backend import Generation  # noqa: E402
+from swerepair.agents.inference.chat import ChatRenderer, hermes_tools_block  # noqa: E402
+from swerepair.agents.inference.hf_backend import HFBackend  # noqa: E402
+from swerepair.agents.inference.models import load_model  # noqa: E402
+from swerepair.agents.policies.model import ModelPolicy  # noqa: E402
+from swerepair.agents.policies.scripted import ScriptedPolicy, hermes_call  # noqa: E402
 from swerepair.agents.scaffold import nano_agent  # noqa: E402
-from swerepair.agents.scripted import hermes_call  # noqa: E402
 from swerepair.envs import SweRepairEnv  # noqa: E402
 from swerepair.envs.rollout import run_episodes  # noqa: E402
 
@@ -90,13 +90,13 @@ def test_sampled_episodes_are_token_exact(tiny) -> None:
     policy = ModelPolicy(backend, ChatRenderer(tok, TOOLS))
     # Two different tasks in one batch: different prompt lengths, so left padding is exercised.
     episodes = run_episodes(
-        lambda: SweRepairEnv(max_steps=3), policy, ["swerepair__intervals-1", "swerepair__unitconv-3"], seed=0
+        lambda: SweRepairEnv(max_tool_calls=3), policy, ["swerepair__intervals-1", "swerepair__unitconv-3"], seed=0
     )
     assert len(episodes) == 2
     for ep in episodes:
         assert ep.info["token_exact"] and ep.info["template_prefix_stable"]
         assert len(ep.tokens) == len(ep.loss_mask) and sum(ep.loss_mask) == len(ep.logprobs) > 0
-        assert ep.info["exit_reason"] == "step_budget" and ep.info["policy_versions"] == [0, 0, 0]
+        assert ep.info["exit_reason"] == "tool_call_budget" and ep.info["policy_versions"] == [0, 0, 0]
         diffs = [abs(a - b) for a, b in zip(recomputed_logprobs(model, ep), ep.logprobs, strict=True)]
         assert max(diffs) < 1e-4, max(diffs)
         json.dumps(ep.to_json())
@@ -126,8 +126,8 @@ def test_tool_turns_decode_to_the_rendered_conversation(tiny) -> None:
     ]
     renderer = ChatRenderer(tok, TOOLS)
     policy = ModelPolicy(ForcedBackend(model, tok, completions), renderer)
-    (ep,) = run_episodes(lambda: SweRepairEnv(max_steps=4), policy, ["swerepair__intervals-2"])
-    assert ep.info["exit_reason"] == "step_budget"
+    (ep,) = run_episodes(lambda: SweRepairEnv(max_tool_calls=4), policy, ["swerepair__intervals-2"])
+    assert ep.info["exit_reason"] == "tool_call_budget"
     tool_msgs = [m for m in ep.messages if m["role"] == "tool"]
     assert "interval.py" in tool_msgs[0]["content"]
     assert tool_msgs[1]["content"].startswith("Error: apply_patch: the search text was not found")
@@ -171,7 +171,7 @@ def test_a_template_that_rewrites_history_is_detected(tiny) -> None:
 
     completions = ["<think>hmm</think>" + hermes_call("shell", {"cmd": "ls"}), "done?"]
     policy = ModelPolicy(ForcedBackend(model, tok, completions), ChatRenderer(Stripping(tok), TOOLS))
-    (ep,) = run_episodes(lambda: SweRepairEnv(max_steps=2), policy, ["swerepair__intervals-2"])
+    (ep,) = run_episodes(lambda: SweRepairEnv(max_tool_calls=2), policy, ["swerepair__intervals-2"])
     assert ep.info["template_prefix_stable"] is False
     # What is kept is still what the model saw: the think block is in the tokens.
     assert "<think>hmm</think>" in ChatRenderer(tok).decode(ep.tokens)

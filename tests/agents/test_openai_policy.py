@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from swerepair.agents.openai_policy import VLLM_FIELDS, OpenAIError, OpenAIPolicy, to_openai_messages
-from swerepair.agents.policy import Policy
+from swerepair.agents.policies.base import Policy
+from swerepair.agents.policies.openai import VLLM_FIELDS, OpenAIError, OpenAIPolicy, to_openai_messages
 from swerepair.agents.scaffold import nano_agent
 from swerepair.core import Task
 from swerepair.envs.env import SweRepairEnv

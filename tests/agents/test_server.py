@@ -18,13 +18,13 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from swerepair.agents.chat import ChatRenderer
-from swerepair.agents.hf_backend import HFBackend
-from swerepair.agents.models import load_model
-from swerepair.agents.openai_policy import OpenAIPolicy
-from swerepair.agents.policy import Generation
+from swerepair.agents.inference.backend import Generation
+from swerepair.agents.inference.chat import ChatRenderer
+from swerepair.agents.inference.hf_backend import HFBackend
+from swerepair.agents.inference.models import load_model
+from swerepair.agents.inference.server import HTTPError, InferenceServer
+from swerepair.agents.policies.openai import OpenAIPolicy
 from swerepair.agents.scaffold import nano_agent
-from swerepair.agents.server import HTTPError, InferenceServer
 
 TOOLS = nano_agent().tool_schemas()
 NAME = "tiny-policy"

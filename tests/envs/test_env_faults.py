@@ -25,15 +25,16 @@ from typing import Any
 import pytest
 
 from swerepair.agents import Scaffold, Tool, nano_agent
-from swerepair.agents.policy import AssistantTurn, GenerationError, ScriptedPolicy
-from swerepair.agents.scripted import hermes_call
-from swerepair.agents.server_backend import ServerBackend
+from swerepair.agents.inference.backend import GenerationError
+from swerepair.agents.inference.http import free_port
+from swerepair.agents.inference.server_backend import ServerBackend
+from swerepair.agents.policies.base import AssistantTurn
+from swerepair.agents.policies.scripted import ScriptedPolicy, hermes_call
 from swerepair.core import SandboxError, Task
 from swerepair.envs import SweRepairEnv
 from swerepair.envs.rollout import run_episodes
 from swerepair.envs.sandbox import SandboxConfig, TaskRepositoryError, make_sandbox
 from swerepair.envs.sandbox import workspace as workspace_module
-from swerepair.trainers.weight_sync import free_port
 
 from helpers import SANDBOX_KINDS, TOY_FILES, make_repo, needs_bwrap
 
@@ -312,7 +313,7 @@ def test_a_repository_gone_mid_run_fails_its_episodes_only(tmp_path: Path, toy_t
     root = tmp_path / "vanishing"
     sha = make_repo(root, TOY_FILES)
     vanishing = dataclasses.replace(toy_task, instance_id="toy__vanishing-1", base_commit=sha, repo_source=str(root))
-    make_env = lambda: SweRepairEnv(tasks=[vanishing, toy_task], max_steps=2)  # noqa: E731
+    make_env = lambda: SweRepairEnv(tasks=[vanishing, toy_task], max_tool_calls=2)  # noqa: E731
     make_env().close()  # the task set is accepted: the source exists
     shutil.rmtree(root)
     # the env's contract is unchanged: a missing source is a configuration error from reset
@@ -329,7 +330,7 @@ def test_a_repository_gone_mid_run_fails_its_episodes_only(tmp_path: Path, toy_t
             assert ep.failed and ep.info["exit_reason"] == "repository_error" and ep.reward == 0.0
             assert "does not exist" in ep.info["failure"] and ep.messages == [] and ep.tokens == []
         else:
-            assert not ep.failed and ep.info["exit_reason"] == "step_budget"
+            assert not ep.failed and ep.info["exit_reason"] == "tool_call_budget"
 
 
 # -- 6. a full disk while the workspace is prepared -------------------------------------------------------

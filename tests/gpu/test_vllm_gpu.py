@@ -26,7 +26,7 @@ def vllm_gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     python = vllm_python()
     if GPUS == 0 or python is None:
         pytest.skip("needs CUDA and a vLLM environment (SWEREPAIR_VLLM_PYTHON)")
-    from swerepair.agents.smollm2 import converted_path
+    from swerepair.agents.inference.smollm2 import converted_path
 
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     args = ["--dtype", "float32", "--max-model-len", "2048", "--gpu-memory-utilization", "0.3"]
@@ -36,7 +36,7 @@ def vllm_gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_vllm_on_cuda_serves_the_trainers_weights_after_a_push(vllm_gpu_server: str) -> None:
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.models import load_model
 
     model, tokenizer = load_model("smollm2-135m", device="cuda:0", dtype=torch.float32)
     # different kernels (and TF32 where vLLM enables it): logprobs agree closely, greedy may not

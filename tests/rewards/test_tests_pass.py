@@ -119,7 +119,7 @@ def test_the_env_uses_a_separate_verifier_sandbox(bundled: list[Task]) -> None:
     """The verifier gets a fresh workspace of its own, made after the agent's last step."""
     import gymnasium as gym
 
-    from swerepair.agents.scripted import gold_turns
+    from swerepair.agents.policies.scripted import gold_turns
 
     made = []
 

@@ -35,7 +35,9 @@ def host_is_clean_afterwards():
 
 @pytest.fixture
 def env():
-    e = SweRepairEnv(tasks="bundled", sandbox="bubblewrap", max_steps=50, tool_timeout_s=10, max_context_tokens=10**7)
+    e = SweRepairEnv(
+        tasks="bundled", sandbox="bubblewrap", max_tool_calls=50, tool_timeout_s=10, max_context_tokens=10**7
+    )
     e.reset(options={"task_id": TASK})
     yield e
     e.close()

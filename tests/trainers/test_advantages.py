@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swerepair.agents.episode import Episode
+from swerepair.core import Episode
 from swerepair.trainers.advantages import (
     ESTIMATORS,
     AdvantageResult,

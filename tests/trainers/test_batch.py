@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from swerepair.agents.episode import Episode  # noqa: E402
+from swerepair.core import Episode  # noqa: E402
 from swerepair.trainers.batch import make_micro_batch, micro_batches  # noqa: E402
 from swerepair.trainers.loss import masked_token_logprobs  # noqa: E402
 

@@ -54,30 +54,30 @@ def test_precedence_defaults_preset_file_overrides(tmp_path):
     default = TrainConfig()
     preset = PRESETS["cpu-demo"]
     # the preset changes these from their defaults
-    assert preset["lr"] != default.lr and preset["max_turns"] != default.max_turns
+    assert preset["lr"] != default.lr and preset["max_tool_calls"] != default.max_tool_calls
     assert preset["group_size"] != default.group_size
 
     only_preset = load_config(preset="cpu-demo")
     assert only_preset.lr == preset["lr"]
-    assert only_preset.max_turns == preset["max_turns"]
+    assert only_preset.max_tool_calls == preset["max_tool_calls"]
     assert only_preset.seed == default.seed  # untouched by the preset: the default
 
-    path = write(tmp_path, "lr: 3.0e-4\nmax_turns: 7\nseed: 11\n")
+    path = write(tmp_path, "lr: 3.0e-4\nmax_tool_calls: 7\nseed: 11\n")
     with_file = load_config(preset="cpu-demo", config=path)
     assert with_file.lr == 3e-4  # file over preset
-    assert with_file.max_turns == 7
+    assert with_file.max_tool_calls == 7
     assert with_file.seed == 11  # file over default
     assert with_file.group_size == preset["group_size"]  # preset kept where the file is silent
 
     full = load_config(preset="cpu-demo", config=path, overrides=["--lr", "5e-6", "--group-size=5"])
     assert full.lr == 5e-6  # override over file
     assert full.group_size == 5 != preset["group_size"]  # override over preset
-    assert full.max_turns == 7  # file kept where overrides are silent
+    assert full.max_tool_calls == 7  # file kept where overrides are silent
     assert full.device == preset["device"]  # preset kept where file and overrides are silent
     assert full.weight_decay == default.weight_decay
 
-    mapping = load_config(preset="cpu-demo", config=path, overrides={"max-turns": "9"})
-    assert mapping.max_turns == 9 and mapping.lr == 3e-4
+    mapping = load_config(preset="cpu-demo", config=path, overrides={"max-tool-calls": "9"})
+    assert mapping.max_tool_calls == 9 and mapping.lr == 3e-4
 
 
 def test_file_alone_and_empty_file(tmp_path):
@@ -105,7 +105,7 @@ def test_thesis_preset():
     assert cfg.lr == 5e-6
     assert cfg.beta > 0
     assert cfg.eps_high > cfg.eps_low
-    assert cfg.max_turns == 30
+    assert cfg.max_tool_calls == 30
     assert cfg.max_context_tokens == 8192
 
 
@@ -170,7 +170,7 @@ def test_not_an_option(argv):
         (["--aggregation", "nope"], "aggregation"),
         (["--zero-stage", "1"], "zero_stage"),
         (["--tensorboard", "maybe"], "tensorboard"),
-        (["--max-turns", "many"], "max_turns"),
+        (["--max-tool-calls", "many"], "max_tool_calls"),
     ],
 )
 def test_type_errors_name_the_field(argv, field_name):
@@ -245,7 +245,7 @@ def test_yaml_range_error_names_file(tmp_path):
         ({"eps_high": -0.1}, "eps_high"),
         ({"lora_target_modules": []}, "lora_target_modules"),
         ({"lr": 0.0}, "lr"),
-        ({"max_turns": 0}, "max_turns"),
+        ({"max_tool_calls": 0}, "max_tool_calls"),
         ({"micro_batch_size": 0}, "micro_batch_size"),
         ({"min_lr_ratio": 1.5}, "min_lr_ratio"),
         ({"temperature": 0.0}, "temperature"),
@@ -346,3 +346,51 @@ def test_adapter_pushes_need_lora_and_a_swerepair_server():
         load_config(overrides={"weight_push": "adapter", "server_engine": "vllm"})
     with pytest.raises(ConfigError):
         load_config(overrides={"server_engine": "sglang"})
+
+
+# -- renamed keys -----------------------------------------------------------------------------------
+def test_max_turns_is_now_max_tool_calls_everywhere(tmp_path):
+    """The env's tool-call budget has one name: the old key is an error naming the new one, in a
+    YAML file, an override mapping, a command line and `TrainConfig(...)`."""
+    path = write(tmp_path, "lr: 1.0e-5\nmax_turns: 4\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(config=path)
+    message = str(info.value)
+    assert str(path) in message and "max_turns was renamed max_tool_calls" in message
+    assert "\n" not in message
+    for overrides in ({"max_turns": 4}, {"max-turns": "4"}, ["--max-turns", "4"]):
+        with pytest.raises(ConfigError, match=r"max.turns was renamed (--)?max.tool.calls"):
+            load_config(overrides=overrides)
+    with pytest.raises(ConfigError, match=r"^command line: --max-turns was renamed --max-tool-calls "):
+        parse_overrides(["--max-turns", "4"])
+    with pytest.raises(ConfigError, match="--max-turns was renamed --max-tool-calls"):
+        parse_overrides(["--max-turns=4"])
+    with pytest.raises(TypeError, match="TrainConfig: max_turns was renamed max_tool_calls"):
+        TrainConfig(max_turns=4)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"max.turns was renamed (--)?max.tool.calls"):
+        TrainConfig().replace(max_turns=4)
+    assert load_config(overrides=["--max-tool-calls", "4"]).max_tool_calls == 4
+
+
+def test_max_steps_still_counts_optimizer_steps():
+    assert parse_overrides(["--max-steps", "3"]) == {"max_steps": "3"}
+    assert load_config(overrides={"max_steps": 3}).max_steps == 3
+
+
+def test_a_saved_runs_config_with_the_old_key_still_loads(tmp_path, caplog):
+    """``--resume`` reads a run's own config.yaml, which an older version wrote with max_turns."""
+    cfg = load_config(preset="cpu-demo")
+    path = _round_trip(cfg, tmp_path)
+    old = path.read_text(encoding="utf-8").replace("\nmax_tool_calls: ", "\nmax_turns: ")
+    path.write_text(old, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"max.turns was renamed (--)?max.tool.calls"):
+        load_config(config=path)  # as a user's --config: rejected
+    with caplog.at_level("WARNING", logger="swerepair.trainers.config"):
+        resumed = load_config(config=path, overrides=["--max-steps", "9"], saved_run=True)
+    assert resumed == cfg.replace(max_steps=9)
+    assert "max_turns was renamed max_tool_calls" in caplog.text
+    with pytest.raises(ConfigError, match="--max-turns was renamed --max-tool-calls"):  # overrides: new input
+        load_config(config=path, overrides=["--max-turns", "3"], saved_run=True)
+    both = write(tmp_path, "max_turns: 3\nmax_tool_calls: 4\n", "both.yaml")
+    with pytest.raises(ConfigError, match="both max_turns and max_tool_calls"):
+        load_config(config=both, saved_run=True)

@@ -2,6 +2,9 @@
 
 DeepSpeed sets up a process-wide torch.distributed group, so each stage runs in its own Python
 process: two steps of a three-step run, then a resume from the checkpoint that finishes step 3.
+ZeRO-2 runs as under a launcher (``MASTER_ADDR``, ``RANK``, ... in the environment); ZeRO-3 as a
+plain ``python`` process, where the trainer forms its one-rank group on a free port and leaves no
+launcher variable in the environment.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from swerepair.agents.inference.http import free_port  # noqa: E402
 from swerepair.trainers.config import ConfigError, load_config  # noqa: E402
-from swerepair.trainers.weight_sync import free_port  # noqa: E402
 
 CHILD = r"""
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -53,10 +57,20 @@ def equal(a, b):
     return set(a) == set(b) and all(torch.equal(a[n], b[n]) for n in a)
 
 
+LAUNCHER_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+env_before = {k: os.environ.get(k) for k in LAUNCHER_VARS}
+
+
+def env_changed():
+    return sorted(k for k in LAUNCHER_VARS if os.environ.get(k) != env_before[k])
+
+
 config = load_config(overrides={**json.loads(sys.argv[4]), "output_dir": str(run), "zero_stage": stage})
 trainer = GRPOTrainer(config, episode_reward=reward)
+env_changes = env_changed()
 before = snapshot(trainer)
 records = trainer.train(steps=2)
+env_changes += env_changed()
 after = snapshot(trainer)
 torch.save(after, params_out)
 out = {
@@ -68,6 +82,7 @@ out = {
     "lora_b_nonzero": all(bool(p.any()) for n, p in after.items() if "lora_B" in n),
     "step": trainer.step,
     "deepspeed_dirs": sorted(str(p.relative_to(run)) for p in run.glob("checkpoints/step-*/deepspeed")),
+    "env_changes": env_changes,
 }
 del trainer
 
@@ -75,6 +90,7 @@ resumed = GRPOTrainer.from_run_dir(run, episode_reward=reward)
 out["resumed_step"] = resumed.step
 out["resumed_weights_equal"] = equal(snapshot(resumed), after)
 resumed.train()
+out["env_changes"] += env_changed()
 out["final_step"] = resumed.step
 out["final_changed"] = not equal(snapshot(resumed), after)
 out["metrics_steps"] = [r["step"] for r in read_metrics(run / "metrics.jsonl")]
@@ -87,7 +103,7 @@ SETTINGS: dict[str, Any] = dict(
     model="tiny-qwen3",
     group_size=2,
     tasks_per_step=2,
-    max_turns=1,
+    max_tool_calls=1,
     max_new_tokens=8,
     lr=1e-2,
     progress=False,
@@ -106,18 +122,13 @@ def reward(ep: Any, task: Any) -> float:
     return (sum(t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m) % 7) / 7
 
 
-def run_child(stage: int, run: Path, params_out: Path, cache: Path) -> dict[str, Any]:
-    env = dict(os.environ)
-    env.update(
-        SWEREPAIR_CACHE=str(cache),
-        DS_ACCELERATOR="cpu",
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(free_port()),
-        RANK="0",
-        LOCAL_RANK="0",
-        WORLD_SIZE="1",
-        CUDA_VISIBLE_DEVICES="",
-    )
+def run_child(stage: int, run: Path, params_out: Path, cache: Path, *, launcher: bool) -> dict[str, Any]:
+    """Run the child for `stage`, with the environment a launcher sets (`launcher`) or without."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK")}
+    env.pop("WORLD_SIZE", None)
+    env.update(SWEREPAIR_CACHE=str(cache), DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="")
+    if launcher:
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(stage), str(run), str(params_out), json.dumps(SETTINGS)],
         env=env,
@@ -136,7 +147,7 @@ def zero_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install 'swerepair[train]')")
     root = tmp_path_factory.mktemp(f"zero{request.param}")
     cache = tmp_path_factory.getbasetemp() / "cache"  # conftest's private checkout cache
-    out = run_child(request.param, root / "run", root / "params.pt", cache)
+    out = run_child(request.param, root / "run", root / "params.pt", cache, launcher=request.param == 2)
     out["stage"] = request.param
     out["params"] = torch.load(root / "params.pt")
     return out
@@ -172,6 +183,7 @@ def test_zero_lora_trains_checkpoints_and_resumes(zero_run: dict[str, Any]) -> N
     assert out["final_step"] == 3
     assert out["final_changed"]
     assert out["metrics_steps"] == [1, 2, 3]
+    assert out["env_changes"] == []  # no launcher variable set (ZeRO-3), none changed (ZeRO-2)
 
 
 @pytest.mark.slow
@@ -205,12 +217,8 @@ def test_zero3_rejects_full_finetuning(tmp_path: Path) -> None:
             device="cpu",
         )
     )
-    try:
-        with pytest.raises(ConfigError, match="zero_stage 2"):
-            GRPOTrainer(config)
-    finally:  # the trainer attached its train.log handler before it raised
-        package_log = logging.getLogger("swerepair")
-        for handler in list(package_log.handlers):
-            if str(tmp_path) in str(getattr(handler, "baseFilename", "")):
-                package_log.removeHandler(handler)
-                handler.close()
+    package_log = logging.getLogger("swerepair")
+    handlers = list(package_log.handlers)
+    with pytest.raises(ConfigError, match="zero_stage 2"):
+        GRPOTrainer(config)
+    assert package_log.handlers == handlers  # the train.log it attached while it set up is detached

@@ -41,9 +41,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 from swerepair.agents import Scaffold, Tool, nano_agent  # noqa: E402
-from swerepair.agents.episode import Episode  # noqa: E402
-from swerepair.agents.scripted import hermes_call  # noqa: E402
-from swerepair.core import Task  # noqa: E402
+from swerepair.agents.inference.http import free_port  # noqa: E402
+from swerepair.agents.policies.scripted import hermes_call  # noqa: E402
+from swerepair.core import Episode, Task  # noqa: E402
 from swerepair.envs.env import SweRepairEnv  # noqa: E402
 from swerepair.envs.sandbox import make_sandbox  # noqa: E402
 from swerepair.envs.sandbox import workspace as workspace_module  # noqa: E402
@@ -51,7 +51,6 @@ from swerepair.rewards import RewardOutcome, TestsPass, functional_similarity  #
 from swerepair.trainers.config import ConfigError, TrainConfig, load_config  # noqa: E402
 from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
 from swerepair.trainers.metrics import FAILURE_REASONS, read_metrics  # noqa: E402
-from swerepair.trainers.weight_sync import free_port  # noqa: E402
 
 from helpers import TOY_FILES, make_repo  # noqa: E402
 
@@ -61,7 +60,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::swerepair.envs.sandbox.LocalSan
 @pytest.fixture(scope="module", autouse=True)
 def _tiny_model_built(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Build tiny-qwen3 once, in the tests' private cache, before the first test's clock starts."""
-    from swerepair.agents.tiny_qwen3 import tiny_qwen3_path
+    from swerepair.agents.inference.tiny_qwen3 import tiny_qwen3_path
 
     with pytest.MonkeyPatch.context() as mp:  # conftest's private cache, which is set per test
         mp.setenv("SWEREPAIR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
@@ -76,7 +75,7 @@ def make_config(root: Path, **changes: Any) -> TrainConfig:
         output_dir=str(root / "run"),
         group_size=2,
         tasks_per_step=2,
-        max_turns=1,
+        max_tool_calls=1,
         max_new_tokens=12,
         lr=1e-2,
         progress=False,
@@ -148,7 +147,7 @@ def train_and_read(trainer: GRPOTrainer) -> list[dict[str, Any]]:
 # -- 1. a sandbox killed mid-episode -------------------------------------------------------------------
 def test_sandbox_killed_mid_episode(tmp_path: Path) -> None:
     """Two of step 1's four workspaces are deleted between the first and the second turn."""
-    config = make_config(tmp_path, max_turns=2)
+    config = make_config(tmp_path, max_tool_calls=2)
     trainer = GRPOTrainer(config, episode_reward=token_reward)
     made: list[Any] = []
     lock = threading.Lock()
@@ -233,7 +232,7 @@ def test_hanging_commands_and_tools_are_observations(tmp_path: Path, hang: str) 
         assert_counted(record, {}, total=4)
         assert record["tools/timeouts_per_episode"] == 1.0 and record["tools/shell_calls_per_episode"] == 1.0
         assert record["tools/error_rate"] == (1.0 if hang == "tool" else 0.0)
-        assert record["exit/step_budget"] == 1.0
+        assert record["exit/tool_call_budget"] == 1.0
     expected = "did not finish within 1s" if hang == "tool" else "[command timed out after 1"
     for row in episodes_of(trainer.run_dir, 2):
         assert expected in row["messages"][-1]["content"]
@@ -279,7 +278,7 @@ def test_inference_server_restarted_mid_rollout(tmp_path: Path) -> None:
     servers = [start_server(port)]
     try:
         wait_healthy(url, servers[0])
-        config = make_config(tmp_path, servers=[url], weight_bucket_mb=1, tasks_per_step=1, max_turns=2)
+        config = make_config(tmp_path, servers=[url], weight_bucket_mb=1, tasks_per_step=1, max_tool_calls=2)
         trainer = GRPOTrainer(config, episode_reward=token_reward)
         generate = trainer.backend.generate
 
@@ -444,14 +443,14 @@ def test_trl_rollout_masks_episodes_that_failed_before_their_first_turn(tmp_path
     pytest.importorskip("datasets")
     from types import SimpleNamespace
 
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.models import load_model
     from swerepair.envs.tasks import load_tasks
     from swerepair.trainers.trl_backend import SweRepairRollout
 
     tasks = tmp_path / "tasks.jsonl"
     write_tasks(tasks, toy_task, {"stays": tmp_path / "stays", "goes": tmp_path / "goes"})
     model, tokenizer = load_model("tiny-qwen3")
-    config = make_config(tmp_path, tasks=str(tasks), max_turns=1)
+    config = make_config(tmp_path, tasks=str(tasks), max_tool_calls=1)
     rollout = SweRepairRollout(config, load_tasks(str(tasks)), tokenizer, episode_reward=token_reward)
     prompts = [row["prompt"] for row in rollout.dataset()]
     shutil.rmtree(tmp_path / "goes")

@@ -21,8 +21,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from swerepair.agents.episode import Episode  # noqa: E402
-from swerepair.agents.models import load_model  # noqa: E402
+from swerepair.agents.inference.models import load_model  # noqa: E402
+from swerepair.core import Episode  # noqa: E402
 from swerepair.envs.env import SweRepairEnv  # noqa: E402
 from swerepair.trainers.config import TrainConfig, load_config  # noqa: E402
 from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
@@ -37,7 +37,7 @@ def make_config(root: Path, name: str = "run", **changes: Any) -> TrainConfig:
         output_dir=str(root / name),
         group_size=2,
         tasks_per_step=2,
-        max_turns=1,
+        max_tool_calls=1,
         max_new_tokens=12,
         lr=1e-2,
         progress=False,
@@ -63,11 +63,6 @@ def token_reward(ep: Episode, task: Any) -> float:
 def episodes_of(run_dir: Path, step: int) -> list[dict[str, Any]]:
     path = run_dir / "episodes" / f"step-{step:06d}.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def close(trainer: GRPOTrainer) -> None:
-    """Release a trainer that was built but not trained (its log file and metrics file)."""
-    trainer.train(steps=0)
 
 
 @pytest.fixture(scope="module")
@@ -346,7 +341,8 @@ def test_cli_train_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     run = tmp_path / "cli"
     argv = ["train", "--model", "tiny-qwen3", "--output-dir", str(run), "--max-steps", "1", "--group-size", "2"]
-    argv += ["--tasks-per-step", "1", "--max-turns", "1", "--max-new-tokens", "8", "--no-progress", "--no-tensorboard"]
+    argv += ["--tasks-per-step", "1", "--max-tool-calls", "1", "--max-new-tokens", "8"]
+    argv += ["--no-progress", "--no-tensorboard"]
     assert main(argv) == 0
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1]
 
@@ -368,23 +364,17 @@ def test_cli_train_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 # -- 8. the task schedule ----------------------------------------------------------------------------
 def test_tasks_for_step_depends_on_seed_and_step_only(tmp_path: Path, lora_run: SimpleNamespace) -> None:
     first = lora_run.trainer  # has trained two steps
-    second = GRPOTrainer(make_config(tmp_path, "second"))
-    try:
+    with GRPOTrainer(make_config(tmp_path, "second")) as second:
         schedule = [first.tasks_for_step(s) for s in range(1, 11)]
         assert schedule == [second.tasks_for_step(s) for s in range(1, 11)]
         assert schedule == [first.tasks_for_step(s) for s in range(1, 11)]  # no hidden state
         assert len({tuple(s) for s in schedule}) > 1
         ids = {t.instance_id for t in first.tasks}
         assert all(len(s) == 2 and set(s) <= ids for s in schedule)
-    finally:
-        close(second)
 
     two = ["swerepair__confkit-1", "swerepair__unitconv-2"]
-    cycling = GRPOTrainer(make_config(tmp_path, "cycling", task_ids=two, tasks_per_step=3))
-    try:
+    with GRPOTrainer(make_config(tmp_path, "cycling", task_ids=two, tasks_per_step=3)) as cycling:
         for step in range(1, 6):
             chosen = cycling.tasks_for_step(step)
             assert len(chosen) == 3
             assert set(chosen) == set(two)
-    finally:
-        close(cycling)

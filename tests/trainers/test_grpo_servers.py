@@ -36,7 +36,7 @@ def settings(tmp_path: Path, url: str, **changes: Any) -> Any:
         weight_bucket_mb=1,
         group_size=2,
         tasks_per_step=2,
-        max_turns=2,
+        max_tool_calls=2,
         max_new_tokens=12,
         lr=1e-2,
         lora_layers="all",
@@ -66,6 +66,7 @@ def test_asynchronous_rollouts_overlap_training_within_the_staleness_bound(tmp_p
 
             trainer._push_weights = push_after_the_prefetch  # type: ignore[method-assign]
             records = trainer.train()
+            assert trainer._prefetcher is None and trainer._pending == {}  # train() stopped its thread
         assert [r["train/updated"] for r in records] == [1.0, 1.0, 1.0]
         assert records[0]["policy/version_lag_max"] == 0.0  # the first step's episodes were not prefetched
         # steps 2 and 3 were generated while the step before trained: they started one version behind
@@ -76,7 +77,7 @@ def test_asynchronous_rollouts_overlap_training_within_the_staleness_bound(tmp_p
 
 @pytest.mark.parametrize("weight_push", ["merged", "adapter"])
 def test_training_with_rollouts_on_a_server(tmp_path: Path, weight_push: str) -> None:
-    from swerepair.agents.hf_backend import HFBackend
+    from swerepair.agents.inference.hf_backend import HFBackend
     from swerepair.trainers.grpo import GRPOTrainer
 
     with tiny_model_server() as url:

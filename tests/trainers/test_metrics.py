@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from swerepair.agents.episode import Episode
+from swerepair.core import Episode
 from swerepair.trainers.advantages import compute_advantages
 from swerepair.trainers.metrics import MetricsLogger, episode_metrics, plot_learning_curve, read_metrics
 
@@ -40,7 +40,7 @@ def stats(calls, errors=0, malformed=0, timeouts=0, turns=1):
         "errors": errors,
         "malformed": malformed,
         "timeouts": timeouts,
-        "steps": turns,
+        "tool_calls": turns,
         "turns": turns,
     }
 

@@ -29,7 +29,7 @@ def _get_status(url: str) -> dict[str, Any]:
 def _tiny_lora_policy(tmp_path: Any, lora_layers: str) -> tuple[Any, Any, list[int], dict[str, Any]]:
     """The trainer's side: tiny-qwen3 with a LoRA adapter, its tokenizer, a prompt, and a greedy
     chat request for that prompt."""
-    from swerepair.agents.models import load_model
+    from swerepair.agents.inference.models import load_model
     from swerepair.trainers.config import load_config
     from swerepair.trainers.model import PolicyModel
 
@@ -42,7 +42,7 @@ def _tiny_lora_policy(tmp_path: Any, lora_layers: str) -> tuple[Any, Any, list[i
 
 
 def test_pushed_weights_make_the_server_answer_like_the_trainer(tmp_path: Any) -> None:
-    from swerepair.agents.hf_backend import HFBackend
+    from swerepair.agents.inference.hf_backend import HFBackend
     from swerepair.trainers.weight_sync import ServerWeightPusher, policy_weights
 
     with tiny_model_server() as url:
@@ -73,7 +73,7 @@ def test_pushed_weights_make_the_server_answer_like_the_trainer(tmp_path: Any) -
 
 
 def test_adapter_pushes_carry_only_the_lora_factors_and_the_server_composes_them(tmp_path: Any) -> None:
-    from swerepair.agents.hf_backend import HFBackend
+    from swerepair.agents.inference.hf_backend import HFBackend
     from swerepair.trainers.weight_sync import ServerWeightPusher, adapter_weights, policy_weights
 
     with tiny_model_server() as url:
@@ -107,8 +107,9 @@ def test_adapter_pushes_carry_only_the_lora_factors_and_the_server_composes_them
 
 
 def test_adapter_weights_names_and_refusals() -> None:
-    from swerepair.agents.models import load_model
-    from swerepair.trainers.weight_sync import adapter_weights, split_adapter_name
+    from swerepair.agents.inference.models import load_model
+    from swerepair.agents.inference.weights.protocol import split_adapter_name
+    from swerepair.trainers.weight_sync import adapter_weights
 
     model, _ = load_model("tiny-qwen3")
     with pytest.raises(ValueError, match="no active LoRA"):

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from swerepair.agents.episode import Episode  # noqa: E402
+from swerepair.core import Episode  # noqa: E402
 from swerepair.envs.env import SweRepairEnv  # noqa: E402
 from swerepair.trainers.config import ConfigError, load_config  # noqa: E402
 from swerepair.trainers.trl_backend import (  # noqa: E402
@@ -39,7 +39,7 @@ def config(tmp_path: Path, **changes: Any) -> Any:
         task_ids=TASKS,
         group_size=2,
         tasks_per_step=2,
-        max_turns=2,
+        max_tool_calls=2,
         max_new_tokens=12,
         lr=1e-2,
         micro_batch_size=2,
@@ -201,7 +201,7 @@ def test_cli_trains_with_the_trl_backend_and_rejects_what_it_lacks(tmp_path: Pat
 
     out = tmp_path / "cli"
     argv = ["train", "--backend", "trl", "--model", "tiny-qwen3", "--output-dir", str(out), "--max-steps", "1"]
-    argv += ["--group-size", "2", "--tasks-per-step", "1", "--micro-batch-size", "2", "--max-turns", "1"]
+    argv += ["--group-size", "2", "--tasks-per-step", "1", "--micro-batch-size", "2", "--max-tool-calls", "1"]
     argv += ["--max-new-tokens", "8", "--no-progress", "--no-tensorboard", "--device", "cpu"]
     assert main(argv) == 0
     assert (out / "config.yaml").exists() and (out / "checkpoint-1").is_dir()

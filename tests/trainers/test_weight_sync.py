@@ -9,13 +9,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from swerepair.trainers.weight_sync import (  # noqa: E402
-    WeightReceiver,
-    WeightSender,
-    WeightSyncGroup,
-    free_port,
-    plan_buckets,
-)
+from swerepair.agents.inference.http import free_port  # noqa: E402
+from swerepair.agents.inference.weights.group import WeightSyncGroup  # noqa: E402
+from swerepair.agents.inference.weights.protocol import plan_buckets  # noqa: E402
+from swerepair.agents.inference.weights.receiver import WeightReceiver  # noqa: E402
+from swerepair.trainers.weight_sync import WeightSender  # noqa: E402
+
+from weight_peers import receive_two_updates  # noqa: E402
 
 
 def named(seed: int = 0) -> list[tuple[str, Any]]:
@@ -47,28 +47,12 @@ def test_plan_buckets_groups_by_dtype_and_size() -> None:
     assert len(plan_buckets(tensors, bucket_bytes=1 << 30)) == 2  # one per dtype
 
 
-def _receiver(port: int, world: int, rank: int, queue: Any) -> None:
-    group = WeightSyncGroup("127.0.0.1", port, rank, world, timeout_s=60)
-    got: dict[str, Any] = {}
-    calls = []
-
-    def apply(tensors: list[tuple[str, Any]]) -> None:
-        calls.append(len(tensors))
-        for name, t in tensors:
-            got[name] = t.clone()
-
-    receiver = WeightReceiver(group, apply)
-    versions = [receiver.receive_update(), receiver.receive_update()]
-    queue.put({"versions": versions, "calls": calls, "got": {k: v for k, v in got.items()}})
-    group.close()
-
-
 @pytest.mark.parametrize("bucket_bytes", [0, 1024, 1 << 20])
 def test_push_reaches_every_receiver_exactly(bucket_bytes: int) -> None:
     ctx = mp.get_context("spawn")
     port, world = free_port(), 3
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_receiver, args=(port, world, r, queue)) for r in (1, 2)]
+    procs = [ctx.Process(target=receive_two_updates, args=(port, world, r, queue)) for r in (1, 2)]
     for p in procs:
         p.start()
     group = WeightSyncGroup("127.0.0.1", port, 0, world, timeout_s=60)

@@ -1,4 +1,5 @@
-"""Scripted turns: replaying a known patch through the nano-agent's tools.
+"""Scripted turns: given turns replayed (`ScriptedPolicy`), and a known patch played through the
+nano-agent's tools.
 
 `patch_to_edits` turns a unified diff into ``apply_patch`` arguments (one search/replace per
 hunk, new files created from an empty search). `gold_turns` builds the assistant turns of an
@@ -9,11 +10,13 @@ the demo play, and a seed for SFT data.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from swerepair.agents.policies.base import AssistantTurn, Message
 from swerepair.rewards.patch import FilePatch, Hunk, parse_patch
 
-__all__ = ["gold_turns", "hermes_call", "patch_to_edits"]
+__all__ = ["ScriptedPolicy", "gold_turns", "hermes_call", "patch_to_edits"]
 
 
 def _sides(hunk: Hunk) -> tuple[str, str]:
@@ -76,3 +79,31 @@ def gold_turns(patch: str) -> list[str]:
         turns.append(f"Editing {edit['file']}.\n{hermes_call('apply_patch', edit)}")
     turns.append("The fix is in place.")
     return turns
+
+
+class ScriptedPolicy:
+    """Replays given turns: for tests, demos and building SFT data.
+
+    `script` maps a conversation to its next turn text: either a list of turns (the same
+    script for every conversation, indexed by how many assistant turns the conversation
+    already has) or a callable ``conversation -> str``.
+
+    >>> policy = ScriptedPolicy(["first", "second"])
+    >>> [t.action for t in policy.act([[{"role": "user", "content": "hi"}]])]
+    ['first']
+    """
+
+    def __init__(self, script: Sequence[str | Message] | Any) -> None:
+        self.script = script
+
+    def act(self, conversations: Sequence[Sequence[Message]]) -> list[AssistantTurn]:
+        turns = []
+        for conv in conversations:
+            if callable(self.script):
+                turns.append(AssistantTurn(self.script(conv)))
+                continue
+            k = sum(1 for m in conv if m.get("role") == "assistant")
+            if k >= len(self.script):
+                raise IndexError(f"the script has {len(self.script)} turns; turn {k + 1} was asked for")
+            turns.append(AssistantTurn(self.script[k]))
+        return turns

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from swerepair.agents.policy import Generation
+from swerepair.agents.inference.backend import Generation
 
 __all__ = ["HFBackend", "stop_token_ids"]
 

@@ -20,57 +20,13 @@ model saw, but it differs from what the template would render from scratch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from swerepair.agents.chat import ChatRenderer
-from swerepair.agents.policy import AssistantTurn
+from swerepair.agents.inference.chat import ChatRenderer
+from swerepair.agents.policies.base import AssistantTurn, Message
+from swerepair.core import Episode
 
-__all__ = ["Episode", "EpisodeBuilder"]
-
-Message = dict[str, Any]
-
-
-@dataclass
-class Episode:
-    """One finished (or failed) episode, ready for a trainer.
-
-    Attributes:
-        instance_id: the task.
-        messages: the conversation as the env returned it.
-        tokens: every token id of the conversation, in order.
-        loss_mask: 1 where the model generated the token, else 0; same length as `tokens`.
-        logprobs: the sampling logprob of each generated token, in order (one per 1 in the
-            mask).
-        reward: the env's reward on the final step.
-        info: the env's final info (patch, reward components, tool stats, exit reason,
-            ``failed``) plus ``policy_versions`` and ``template_prefix_stable``.
-    """
-
-    instance_id: str
-    messages: list[Message]
-    tokens: list[int]
-    loss_mask: list[int]
-    logprobs: list[float]
-    reward: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> bool:
-        """The episode carries no learning signal (sandbox or verifier failure)."""
-        return bool(self.info.get("failed"))
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (the JSONL record of ``swerepair solve``)."""
-        return {
-            "instance_id": self.instance_id,
-            "messages": self.messages,
-            "tokens": self.tokens,
-            "loss_mask": self.loss_mask,
-            "logprobs": self.logprobs,
-            "reward": self.reward,
-            "info": self.info,
-        }
+__all__ = ["EpisodeBuilder"]
 
 
 class EpisodeBuilder:

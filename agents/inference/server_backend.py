@@ -1,7 +1,7 @@
 """`ServerBackend`: a token-level `Backend` that generates through OpenAI-compatible servers.
 
 Each prompt (token ids) goes as ``prompt_token_ids`` in one chat-completions request to the
-embedded server (`swerepair.agents.server`), so a `ModelPolicy` over this backend produces
+embedded server (`swerepair.agents.inference.server`), so a `ModelPolicy` over this backend produces
 token-exact episodes exactly as over the in-process `hf` backend: the server continues the very
 sequence the episode has accumulated and returns the ids and sampling logprobs it generated, and
 the policy version of the weights it used. Requests are spread over the servers round-robin and
@@ -22,15 +22,13 @@ that a rollout fails only the episodes whose turn was lost (see `swerepair.envs.
 
 from __future__ import annotations
 
-import http.client
 import itertools
-import json
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from swerepair.agents.policy import Generation, GenerationError
+from swerepair.agents.inference.backend import Generation, GenerationError
+from swerepair.agents.inference.http import HTTPRequestError, request_json, server_root
 
 __all__ = ["ServerBackend"]
 
@@ -64,7 +62,7 @@ class ServerBackend:
             raise ValueError(f"api must be chat or completions, got {api!r}")
         if not urls:
             raise ValueError("ServerBackend needs at least one server url")
-        self.urls = [u.rstrip("/").removesuffix("/v1") for u in urls]
+        self.urls = [server_root(u) for u in urls]
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.timeout_s, self.api, self.version_source = timeout_s, api, version_source
         self._next = itertools.cycle(range(len(self.urls)))
@@ -74,14 +72,13 @@ class ServerBackend:
         self.policy_version = 0  # the newest version a server reported
 
     def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(
-            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return json.loads(response.read())
-        except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError, HTTPError, resets, bad JSON
-            raise GenerationError(f"POST {url}: {type(exc).__name__}: {exc}") from exc
+            answer = request_json(url, body, timeout=self.timeout_s)
+        except HTTPRequestError as exc:  # an error status, no answer (refused, reset), or not JSON
+            raise GenerationError(str(exc)) from exc
+        if not isinstance(answer, dict):
+            raise GenerationError(f"POST {url}: the answer is not a JSON object: {answer!r:.500}")
+        return answer
 
     def _one(self, url: str, prompt: Sequence[int]) -> Generation:
         version_at_start = self.version_source(url) if self.version_source is not None else 0

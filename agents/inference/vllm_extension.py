@@ -4,7 +4,7 @@ Start vLLM with it, and with its development endpoints (``/collective_rpc``,
 ``/reset_prefix_cache``)::
 
     VLLM_SERVER_DEV_MODE=1 vllm serve MODEL \\
-        --worker-extension-cls swerepair.agents.vllm_extension.WeightSyncExtension
+        --worker-extension-cls swerepair.agents.inference.vllm_extension.WeightSyncExtension
 
 vLLM mixes the class into every worker, so each worker (each tensor-parallel rank) gains the
 methods below; the trainer's `swerepair.trainers.weight_sync.VLLMWeightPusher` calls them through
@@ -96,7 +96,7 @@ class WeightSyncExtension:
 
     def swerepair_join(self, raw: str | None = None) -> dict[str, Any]:
         """Join the trainer's weight-sync group as rank ``first_rank + self.rank``."""
-        from swerepair.trainers.weight_sync import WeightSyncGroup
+        from swerepair.agents.inference.weights.group import WeightSyncGroup
 
         st = self._swerepair_state()
         try:
@@ -155,7 +155,7 @@ class WeightSyncExtension:
 
     def swerepair_receive(self, raw: str | None = None) -> dict[str, Any]:
         """Receive one update from the group and load it (blocks until the end marker)."""
-        from swerepair.trainers.weight_sync import WeightReceiver
+        from swerepair.agents.inference.weights.receiver import WeightReceiver
 
         st = self._swerepair_state()
         if st["group"] is None:

@@ -2,7 +2,7 @@
 
 `act(conversations)` is stateless: it renders each conversation from scratch. Token-exact
 rollouts use `act_on(builders)` instead, which generates from each episode's accumulated
-token sequence (see `swerepair.agents.episode`).
+token sequence (see `swerepair.agents.policies.episode`).
 
 When the backend loses part of a batch (`GenerationError` with ``results``, a server that went
 away), both raise `GenerationError` whose ``results`` hold the turns that were generated and
@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from swerepair.agents.chat import ChatRenderer
-from swerepair.agents.episode import EpisodeBuilder
-from swerepair.agents.policy import AssistantTurn, Backend, Generation, GenerationError
+from swerepair.agents.inference.backend import Backend, Generation, GenerationError
+from swerepair.agents.inference.chat import ChatRenderer
+from swerepair.agents.policies.base import AssistantTurn
+from swerepair.agents.policies.episode import EpisodeBuilder
 
 __all__ = ["ModelPolicy"]
 

@@ -2,7 +2,7 @@
 
 `vllm_server` runs ``python -m vllm.entrypoints.openai.api_server`` from a given interpreter
 (vLLM usually lives in an environment of its own: it pins its own torch and transformers) with
-the worker extension `swerepair.agents.vllm_extension.WeightSyncExtension` and vLLM's development
+the worker extension `swerepair.agents.inference.vllm_extension.WeightSyncExtension` and vLLM's development
 endpoints (``VLLM_SERVER_DEV_MODE=1``: ``/collective_rpc``, ``/reset_prefix_cache``), which is
 all `swerepair.trainers.weight_sync.VLLMWeightPusher` needs. The same command by hand is in
 docs/inference.md.
@@ -14,14 +14,14 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from swerepair.agents.inference.http import free_port, wait_healthy
+
 __all__ = ["EXTENSION", "TRAINING_FLAGS", "vllm_command", "vllm_environment", "vllm_server"]
 
-EXTENSION = "swerepair.agents.vllm_extension.WeightSyncExtension"
+EXTENSION = "swerepair.agents.inference.vllm_extension.WeightSyncExtension"
 
 
 #: Server flags training relies on: logprobs of the distribution actually sampled from (after
@@ -63,8 +63,6 @@ def vllm_server(
     """``vllm`` serving `model_dir` on a free local port with the extension and the dev endpoints
     (``VLLM_SERVER_DEV_MODE=1``); yields its root URL once ``/health`` answers, stops it on exit.
     Its output goes to `log_path`, whose tail is in the error if it dies or is not ready in time."""
-    from swerepair.trainers.weight_sync import free_port
-
     port = free_port()
     environment = vllm_environment(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1")
     environment.update(env or {})
@@ -73,19 +71,15 @@ def vllm_server(
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"vLLM was not ready in {ready_timeout_s} s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(1)
+        try:
+            wait_healthy(
+                url,
+                ready_timeout_s,
+                interval_s=1.0,
+                gone=lambda: None if proc.poll() is None else f"vLLM exited with {proc.returncode}",
+            )
+        except (RuntimeError, TimeoutError) as exc:
+            raise type(exc)(f"{exc}:\n{log_path.read_text()[-4000:]}") from None
         yield url
     finally:
         proc.terminate()

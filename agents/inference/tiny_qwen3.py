@@ -87,12 +87,13 @@ def _corpus() -> list[str]:
     """Deterministic training text: the bundled tasks, the nano-agent prompt, tool schemas."""
     from swerepair.agents.scaffold import nano_agent
 
-    data = Path(__file__).resolve().parent.parent / "envs" / "bundled" / "data" / "tasks.jsonl"
+    data = Path(__file__).resolve().parents[2] / "envs" / "bundled" / "data" / "tasks.jsonl"
+    if not data.exists():  # shipped as package data: a missing file is a broken install or layout
+        raise FileNotFoundError(f"the bundled tasks are missing: {data}")
     texts: list[str] = []
-    if data.exists():
-        for line in data.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            texts += [row["problem_statement"], row["patch"], row["test_patch"]]
+    for line in data.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        texts += [row["problem_statement"], row["patch"], row["test_patch"]]
     scaffold = nano_agent()
     texts.append(scaffold.render_system("/workspace"))
     texts.append(json.dumps(scaffold.tool_schemas()))
@@ -156,7 +157,9 @@ def build_tiny_qwen3(out_dir: Path, seed: int = SEED) -> Path:
 
 def tiny_qwen3_path(cache: Path | None = None) -> Path:
     """The tiny model's directory, built once per machine (guarded by a file lock)."""
-    key = hashlib.sha256(repr((TINY_CONFIG, VOCAB_SIZE, SEED, CHAT_TEMPLATE, TAGS)).encode()).hexdigest()[:12]
+    # the tokenizer is trained on the corpus, so the corpus is part of what the model is
+    what = (TINY_CONFIG, VOCAB_SIZE, SEED, CHAT_TEMPLATE, TAGS, _corpus())
+    key = hashlib.sha256(repr(what).encode()).hexdigest()[:12]
     root = (cache or cache_root()) / "models"
     final = root / f"tiny-qwen3-{key}"
     return build_once(final, build_tiny_qwen3, complete=lambda p: (p / "config.json").exists())

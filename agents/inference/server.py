@@ -122,10 +122,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from swerepair.agents.chat import ChatRenderer
-from swerepair.agents.hf_backend import HFBackend
-from swerepair.agents.parsing import HermesParser
-from swerepair.agents.policy import Generation
+from swerepair.agents.inference.backend import Generation
+from swerepair.agents.inference.chat import ChatRenderer
+from swerepair.agents.inference.hf_backend import HFBackend
+from swerepair.agents.inference.openai_api import token_name
+from swerepair.agents.scaffold.parsing import HermesParser
 
 __all__ = ["HTTPError", "InferenceServer", "serve"]
 
@@ -133,7 +134,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
-_TOKEN_ID_PREFIX = "token_id:"
 #: Largest request body accepted, in bytes.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -484,7 +484,7 @@ class InferenceServer:
                 finish = "tool_calls"
         logprobs = None
         if want_logprobs:
-            names = [f"{_TOKEN_ID_PREFIX}{i}" for i in ids] if tokens is None else tokens
+            names = [token_name(i) for i in ids] if tokens is None else tokens
             logprobs = {
                 "content": [
                     {"token": name, "logprob": float(lp), "bytes": None, "top_logprobs": []}
@@ -731,14 +731,14 @@ def serve(
     default_max_tokens: int = 512,
     seed: int | None = None,
 ) -> None:
-    """Load `model_name_or_path` (`swerepair.agents.models.load_model`: a built-in name, a
+    """Load `model_name_or_path` (`swerepair.agents.inference.models.load_model`: a built-in name, a
     directory or a cached hub id) and serve it until interrupted (Ctrl-C).
 
     `model_name` is the name clients send as `model` (default ``"swerepair-policy"``); the
     other arguments are `load_model`'s and `InferenceServer`'s.
     """
-    from swerepair.agents.models import load_model
-    from swerepair.agents.weight_endpoints import attach_weight_endpoints
+    from swerepair.agents.inference.models import load_model
+    from swerepair.agents.inference.weight_endpoints import attach_weight_endpoints
 
     model, tokenizer = load_model(model_name_or_path, device=device, dtype=dtype)
     server = InferenceServer(
