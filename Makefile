@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints/cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps vllm-env demo solve validate test test-slow security-user lint bench bundled
+.PHONY: setup sysdeps vllm-env demo solve validate test test-slow test-docker security-user lint bench bundled
 
 setup: sysdeps $(STAMP)
 
@@ -57,12 +57,17 @@ solve: setup
 validate: setup
 	$(BIN)/swerepair check
 
-# The default test run (fast; slow tests are marked and run by `make test-slow`).
+# The default test run (fast; slow tests and those needing a Docker engine are marked and run
+# by `make test-slow` and `make test-docker`).
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not docker"
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m "slow and not docker"
+
+# Tests against a real Docker engine (dockerd running; .ci/run starts one), images built locally.
+test-docker: setup
+	$(BIN)/python -m pytest -q -m docker
 
 # The security suite as an unprivileged user (uid 65534), from a copy of the tree; run as root.
 security-user: sysdeps

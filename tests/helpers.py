@@ -117,3 +117,29 @@ def patch_from_edits(task, edits, kind: str = "auto") -> str:
 def package_of(task) -> str:
     """The import package of a bundled task's project (``swerepair/confkit`` -> ``confkit``)."""
     return task.repo.split("/")[-1]
+
+
+#: A GRPO run small enough for a test: the tiny random model on CPU, 2 tasks x 2 episodes of
+#: one short turn per step, LoRA on every layer, two micro-batches of 2, no TensorBoard.
+TINY_RUN: dict[str, Any] = dict(
+    model="tiny-qwen3",
+    device="cpu",
+    group_size=2,
+    tasks_per_step=2,
+    max_tool_calls=1,
+    max_new_tokens=12,
+    lr=1e-2,
+    progress=False,
+    micro_batch_size=2,
+    env_workers=2,
+    tensorboard=False,
+    lora_layers="all",
+    max_steps=2,
+)
+
+
+def tiny_run_config(root: Path, name: str = "run", **changes: Any) -> Any:
+    """`TINY_RUN` as a `TrainConfig` writing to ``root/name``, with `changes` over it."""
+    from swerepair.trainers.config import load_config
+
+    return load_config(overrides={**TINY_RUN, "output_dir": str(root / name), **changes})

@@ -24,6 +24,8 @@ torch = pytest.importorskip("torch")
 from swerepair.agents.inference.http import free_port  # noqa: E402
 from swerepair.trainers.config import ConfigError, load_config  # noqa: E402
 
+from helpers import TINY_RUN  # noqa: E402
+
 CHILD = r"""
 import json
 import os
@@ -99,22 +101,7 @@ print("RESULT " + json.dumps(out))
 
 
 #: The run: 2 tasks x 2 episodes per step, in two micro-batches (so gradients accumulate).
-SETTINGS: dict[str, Any] = dict(
-    model="tiny-qwen3",
-    group_size=2,
-    tasks_per_step=2,
-    max_tool_calls=1,
-    max_new_tokens=8,
-    lr=1e-2,
-    progress=False,
-    micro_batch_size=2,
-    env_workers=2,
-    tensorboard=False,
-    lora_layers="all",
-    max_steps=3,
-    device="cpu",
-    dtype="float32",
-)
+SETTINGS: dict[str, Any] = {**TINY_RUN, "max_new_tokens": 8, "max_steps": 3, "dtype": "float32"}
 
 
 def reward(ep: Any, task: Any) -> float:

@@ -48,11 +48,11 @@ from swerepair.envs.env import SweRepairEnv  # noqa: E402
 from swerepair.envs.sandbox import make_sandbox  # noqa: E402
 from swerepair.envs.sandbox import workspace as workspace_module  # noqa: E402
 from swerepair.rewards import RewardOutcome, TestsPass, functional_similarity  # noqa: E402
-from swerepair.trainers.config import ConfigError, TrainConfig, load_config  # noqa: E402
+from swerepair.trainers.config import ConfigError, TrainConfig  # noqa: E402
 from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
 from swerepair.trainers.metrics import FAILURE_REASONS, read_metrics  # noqa: E402
 
-from helpers import TOY_FILES, make_repo  # noqa: E402
+from helpers import TOY_FILES, make_repo, tiny_run_config  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::swerepair.envs.sandbox.LocalSandboxWarning")
 
@@ -68,25 +68,9 @@ def _tiny_model_built(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def make_config(root: Path, **changes: Any) -> TrainConfig:
-    """Two LoRA steps of 2 tasks x 2 episodes; every step updates if any episode is kept."""
-    base: dict[str, Any] = dict(
-        model="tiny-qwen3",
-        device="cpu",
-        output_dir=str(root / "run"),
-        group_size=2,
-        tasks_per_step=2,
-        max_tool_calls=1,
-        max_new_tokens=12,
-        lr=1e-2,
-        progress=False,
-        micro_batch_size=4,
-        env_workers=2,
-        tensorboard=False,
-        lora_layers="all",
-        drop_zero_variance=False,
-        max_steps=2,
-    )
-    return load_config(overrides={**base, **changes})
+    """Two LoRA steps of 2 tasks x 2 episodes in one micro-batch; every step updates if any
+    episode is kept."""
+    return tiny_run_config(root, **{"micro_batch_size": 4, "drop_zero_variance": False, **changes})
 
 
 def token_reward(ep: Episode, task: Any) -> float:

@@ -29,25 +29,12 @@ from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
 from swerepair.trainers.metrics import read_metrics  # noqa: E402
 from swerepair.trainers.shaping import localization  # noqa: E402
 
+from helpers import tiny_run_config  # noqa: E402
+
 
 def make_config(root: Path, name: str = "run", **changes: Any) -> TrainConfig:
-    """A two-step LoRA run of 2 tasks x 2 episodes, one short turn each."""
-    base: dict[str, Any] = dict(
-        model="tiny-qwen3",
-        output_dir=str(root / name),
-        group_size=2,
-        tasks_per_step=2,
-        max_tool_calls=1,
-        max_new_tokens=12,
-        lr=1e-2,
-        progress=False,
-        micro_batch_size=2,
-        env_workers=2,
-        tensorboard=False,
-        lora_layers="all",
-        max_steps=2,
-    )
-    return load_config(overrides={**base, **changes})
+    """A two-step LoRA run of 2 tasks x 2 episodes, one short turn each (`helpers.TINY_RUN`)."""
+    return tiny_run_config(root, name, **changes)
 
 
 def generated(ep: Episode) -> list[int]:

@@ -25,10 +25,12 @@ pytest.importorskip("peft")
 np = pytest.importorskip("numpy")
 
 from swerepair.core import Episode  # noqa: E402
-from swerepair.trainers.config import TrainConfig, load_config  # noqa: E402
+from swerepair.trainers.config import TrainConfig  # noqa: E402
 from swerepair.trainers.episodes import step_seed  # noqa: E402
 from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
 from swerepair.trainers.metrics import read_metrics  # noqa: E402
+
+from helpers import tiny_run_config  # noqa: E402
 
 #: What DeepSpeed's or torch.distributed's set-up used to leave in the environment.
 LAUNCHER_VARS = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "DS_ACCELERATOR"}
@@ -38,24 +40,7 @@ STEP_LINE = re.compile(r"swerepair\.trainers\.grpo: step \d+: reward")
 def make_config(root: Path, name: str, **changes: Any) -> TrainConfig:
     """Two LoRA steps of 2 tasks x 2 episodes, one short turn each; LoRA dropout on, so that the
     update draws from the global torch generator."""
-    base: dict[str, Any] = dict(
-        model="tiny-qwen3",
-        device="cpu",
-        output_dir=str(root / name),
-        group_size=2,
-        tasks_per_step=2,
-        max_tool_calls=1,
-        max_new_tokens=8,
-        lr=1e-2,
-        lora_dropout=0.1,
-        progress=False,
-        micro_batch_size=2,
-        env_workers=2,
-        tensorboard=True,
-        lora_layers="all",
-        max_steps=2,
-    )
-    return load_config(overrides={**base, **changes})
+    return tiny_run_config(root, name, **{"max_new_tokens": 8, "lora_dropout": 0.1, "tensorboard": True, **changes})
 
 
 def token_reward(ep: Episode, task: Any) -> float:
