@@ -21,6 +21,7 @@ from swerepair.core import ExecResult, Sandbox
 
 __all__ = [
     "APPLY_PATCH",
+    "MAX_COMMAND_BYTES",
     "SHELL",
     "Tool",
     "ToolContext",
@@ -156,10 +157,22 @@ def format_exec_result(result: ExecResult, ctx: ToolContext | None = None) -> st
     return "\n".join(part for part in [text.rstrip("\n"), *notes] if part)
 
 
+#: The longest command line `shell` runs, in bytes. The kernel refuses a single argument over
+#: 128 KiB (MAX_ARG_STRLEN) when the sandbox starts bash, which would fail the episode as an
+#: infrastructure error: a longer command is the model's mistake and gets an observation.
+MAX_COMMAND_BYTES = 64 * 1024
+
+
 def _shell(sandbox: Sandbox, ctx: ToolContext, args: Mapping[str, Any]) -> str:
     cmd = args["cmd"]
     if not cmd.strip():
         raise ToolError("shell: empty command")
+    size = len(cmd.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_COMMAND_BYTES:
+        raise ToolError(
+            f"shell: the command is {size} bytes; the limit is {MAX_COMMAND_BYTES} bytes. "
+            "Write long content with apply_patch instead."
+        )
     return format_exec_result(sandbox.run(cmd, ctx.timeout_s, restricted=True), ctx)
 
 

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from swerepair.agents import APPLY_PATCH, SHELL, Tool, ToolContext, ToolError, check_arguments, cut_output
+from swerepair.agents.scaffold.tools import MAX_COMMAND_BYTES
 from swerepair.core import Task
 from swerepair.envs.sandbox import make_sandbox
 
@@ -118,3 +119,27 @@ def test_check_arguments_types() -> None:
     ]:
         with pytest.raises(ToolError, match=message):
             check_arguments(tool, bad)
+
+
+def test_a_command_over_the_limit_is_the_models_error_not_the_sandboxs(sandbox) -> None:
+    # one argument over 128 KiB cannot even be exec'd; the tool answers before the sandbox is asked
+    huge = "echo " + "x" * (200 * 1024)
+    with pytest.raises(ToolError, match=f"the limit is {MAX_COMMAND_BYTES} bytes"):
+        SHELL.fn(sandbox, CTX, {"cmd": huge})
+    just_under = "true " + "x" * (MAX_COMMAND_BYTES - 10)
+    assert SHELL.fn(sandbox, CTX, {"cmd": just_under}) == "[no output]"
+
+
+def test_a_huge_command_through_the_env_is_an_observation(toy_task: Task) -> None:
+    from swerepair.envs import SweRepairEnv
+
+    env = SweRepairEnv(tasks=[toy_task], sandbox="local", max_tool_calls=3, max_context_tokens=10**6)
+    try:
+        env.reset(seed=0)
+        call = '<tool_call>{"name": "shell", "arguments": {"cmd": "echo ' + "y" * (300 * 1024) + '"}}</tool_call>'
+        obs, _reward, terminated, truncated, info = env.step(call)
+        assert not info.get("failed"), info.get("exit_reason")
+        assert "the limit is" in obs[-1]["content"]
+        assert not terminated and not truncated
+    finally:
+        env.close()
