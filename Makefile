@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints/cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps vllm-env demo solve validate test test-slow test-docker security-user lint bench bundled
+.PHONY: setup sysdeps vllm-env demo solve validate test test-slow test-docker security-user lint bench bundled bundled-synth
 
 setup: sysdeps $(STAMP)
 
@@ -82,3 +82,8 @@ bench: setup
 # Rebuild envs/bundled/data from envs/bundled/projects and envs/bundled/tasks.
 bundled: setup
 	$(BIN)/python -m swerepair.envs.bundled.build
+
+# Rebuild the synthesized task set (envs/bundled/data/synth*; tasks="bundled-synth") from the same
+# projects: long (docs/synthesis.md); logs, counts and the resumable outcome cache in runs/bundled-synth.
+bundled-synth: setup
+	$(BIN)/python -m swerepair.envs.synth.bundled --jobs 2 --log-dir runs/bundled-synth

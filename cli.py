@@ -2,6 +2,7 @@
 
 swerepair tasks list      [--tasks SRC]
 swerepair tasks validate  [--tasks SRC] [--task-id ID ...] [--sandbox KIND] [--jobs N]
+swerepair tasks synth     --repo PATH --out FILE [--seed N] [--makers a,b] [--history] [--limit N] [--jobs N]
 swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
 swerepair solve           --model NAME [--task-id ID ...] [--max-tool-calls N] --out FILE
 swerepair check           validate the bundled tasks, then play one scripted episode
@@ -42,11 +43,28 @@ class _Renamed(argparse.Action):
 
 
 def _add_task_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tasks", default="bundled", help="task set: 'bundled' or a .jsonl/.json/.parquet file")
+    p.add_argument(
+        "--tasks", default="bundled", help="task set: 'bundled', 'bundled-synth' or a .jsonl/.json/.parquet file"
+    )
     p.add_argument("--repos", default=None, help="directory of repository bundles/checkouts for the task set")
+    p.add_argument(
+        "--source",
+        default="auto",
+        choices=["auto", "plain", "swebench", "swegym", "swesmith", "r2egym"],
+        help="the task file's schema: recognised by its columns (auto), or a published dataset's (docs/tasks.md)",
+    )
     from swerepair.envs.sandbox import SANDBOX_KINDS
 
     p.add_argument("--sandbox", default="auto", choices=list(SANDBOX_KINDS))
+
+
+def _task_set(args: argparse.Namespace) -> Any:
+    """What the env gets as its task set: the file itself, or its tasks read with --source."""
+    if getattr(args, "source", "auto") == "auto":
+        return args.tasks
+    from swerepair.envs.tasks import load_tasks
+
+    return load_tasks(args.tasks, repos=args.repos, dataset=args.source)
 
 
 def _select(tasks: list[Any], ids: list[str] | None) -> list[Any]:
@@ -62,7 +80,7 @@ def _select(tasks: list[Any], ids: list[str] | None) -> list[Any]:
 def cmd_tasks_list(args: argparse.Namespace) -> int:
     from swerepair.envs.tasks import load_tasks
 
-    for t in load_tasks(args.tasks, repos=args.repos):
+    for t in load_tasks(args.tasks, repos=args.repos, dataset=args.source):
         title = t.problem_statement.strip().splitlines()[0].lstrip("# ") if t.problem_statement.strip() else ""
         print(f"{t.instance_id:32s} {t.repo:24s} F2P={len(t.FAIL_TO_PASS):<2d} P2P={len(t.PASS_TO_PASS):<4d} {title}")
     return 0
@@ -73,7 +91,7 @@ def cmd_tasks_validate(args: argparse.Namespace) -> int:
     from swerepair.envs.tasks import load_tasks
     from swerepair.envs.validate import validate_tasks
 
-    tasks = _select(load_tasks(args.tasks, repos=args.repos), args.task_id)
+    tasks = _select(load_tasks(args.tasks, repos=args.repos, dataset=args.source), args.task_id)
     kind = resolve_kind(args.sandbox)
     print(f"validating {len(tasks)} task(s) in the {kind} sandbox", file=sys.stderr)
     results = validate_tasks(tasks, lambda t: make_sandbox(kind, t), jobs=args.jobs, timeout=args.timeout)
@@ -82,13 +100,146 @@ def cmd_tasks_validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _list_arg(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def _issue_rewriter(args: argparse.Namespace, failures: list[str]) -> Any:
+    """An issue rewriter over an OpenAI-compatible chat endpoint (``--issue-endpoint``)."""
+    import os
+
+    from swerepair.agents.inference.http import request_json
+    from swerepair.envs.synth.issues import REWRITE_PROMPT
+
+    url = args.issue_endpoint.rstrip("/") + "/chat/completions"
+    key = os.environ.get(args.issue_api_key_env or "", "")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def rewrite(text: str, facts: Any) -> str:
+        body = {
+            "model": args.issue_model,
+            "messages": [{"role": "system", "content": REWRITE_PROMPT}, {"role": "user", "content": text}],
+            "temperature": 0.0,
+            "seed": args.seed,
+            "max_tokens": 1024,
+        }
+        try:
+            return str(request_json(url, body, timeout=120.0, headers=headers)["choices"][0]["message"]["content"])
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+            raise
+
+    return rewrite
+
+
+def cmd_tasks_synth(args: argparse.Namespace) -> int:
+    from swerepair.envs.synth import MAKERS, SynthConfig, SynthError, synthesize
+
+    def positive(name: str, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise SynthError(f"--{name} must be 0 (no cap) or positive, got {value}")
+        return value or None
+
+    failures: list[str] = []
+    try:
+        makers = _list_arg(args.makers)
+        if makers == ["none"]:
+            makers = []
+        if makers == [] and not args.history:
+            raise SynthError("--makers none leaves nothing to do without --history")
+        if args.issue_endpoint and not args.issue_model:
+            raise SynthError("--issue-endpoint needs --issue-model")
+        config = SynthConfig(
+            seed=args.seed,
+            makers=makers,
+            max_per_file=positive("max-per-file", args.max_per_file),
+            max_per_function=positive("max-per-function", args.max_per_function),
+            limit=positive("limit", args.limit),
+            jobs=args.jobs,
+            history=args.history,
+            max_commits=args.max_commits,
+            python=args.python,
+            sandbox=args.sandbox,
+            tests=_list_arg(args.tests),
+            paths=_list_arg(args.paths),
+            time_budget_s=args.time_budget,
+            repo_name=args.repo_name,
+            rewrite_issue=_issue_rewriter(args, failures) if args.issue_endpoint else None,
+            cache=args.cache,
+        )
+        result = synthesize(
+            args.repo,
+            args.out,
+            config,
+            log=args.log,
+            progress=not args.no_progress,
+            on_warning=lambda w: print(f"warning: {w}", file=sys.stderr),
+        )
+    except SynthError as exc:
+        print(f"swerepair tasks synth: error: {exc}", file=sys.stderr)
+        return 2
+    stats = result.stats
+    print(f"{'maker':18s} {'tried':>6s} {'kept':>5s}  dropped", file=sys.stderr)
+    for name, counts in [*stats["makers"].items(), *([("history", stats["history"])] if "history" in stats else [])]:
+        if (name not in MAKERS and name != "history") or not counts.get("generated"):
+            continue
+        why = ", ".join(f"{k[9:]} {v}" for k, v in sorted(counts.items()) if k.startswith("dropped: "))
+        print(f"{name:18s} {counts.get('tried', 0):6d} {counts.get('kept', 0):5d}  {why}", file=sys.stderr)
+    if failures:
+        print(
+            f"warning: the issue endpoint failed {len(failures)} time(s); template text kept: {failures[0]}",
+            file=sys.stderr,
+        )
+    per = f", {stats['seconds_per_kept']:.1f}s per kept task" if stats.get("seconds_per_kept") else ""
+    print(f"{len(result.rows)} tasks ({stats['tried']} tried of {stats['candidates']} candidates{per}) -> {result.out}")
+    if result.bundle is not None:
+        print(f"repository bundle: {result.bundle}; log: {result.log}; counts: {result.stats_path}")
+    return 0
+
+
+def _add_synth_parser(tsub: Any) -> None:
+    from swerepair.envs.sandbox import SANDBOX_KINDS
+
+    p = tsub.add_parser("synth", help="synthesize validated bug-repair tasks from a local git repository")
+    p.add_argument("--repo", required=True, help="the repository (its committed HEAD is used)")
+    p.add_argument("--out", required=True, help="task file to write (.jsonl); the bundle and log go next to it")
+    p.add_argument("--python", default=None, help="interpreter that runs the repository's tests (default: this one)")
+    p.add_argument("--seed", type=int, default=0, help="orders candidates and picks issue templates")
+    p.add_argument("--max-per-file", type=int, default=20, help="kept tasks per source file (0: no cap)")
+    p.add_argument("--max-per-function", type=int, default=2, help="kept tasks per function (0: no cap)")
+    p.add_argument("--makers", default=None, help="comma-separated bug makers (default: all; 'none': history only)")
+    p.add_argument("--history", action="store_true", help="also mine commits that change code and tests")
+    p.add_argument("--max-commits", type=int, default=200, help="commits history mining looks at")
+    p.add_argument("--limit", type=int, default=None, help="stop after this many kept tasks")
+    p.add_argument("--jobs", type=int, default=1, help="candidates validated in parallel")
+    p.add_argument("--sandbox", default="auto", choices=list(SANDBOX_KINDS))
+    p.add_argument("--tests", default=None, help="comma-separated test files/folders (default: every test module)")
+    p.add_argument("--paths", default=None, help="comma-separated files/folders that may be changed (default: all)")
+    p.add_argument("--time-budget", type=float, default=None, help="seconds for one test run (default: 5x baseline)")
+    p.add_argument("--repo-name", default=None, help="the rows' repo, owner/name (default: local/<dir>)")
+    p.add_argument("--log", default=None, help="log file (default: the task file with .log)")
+    p.add_argument("--cache", default=None, help="JSONL of validation outcomes to reuse and extend (resumable)")
+    p.add_argument("--issue-endpoint", default=None, help="OpenAI-compatible base URL that rewrites the issue texts")
+    p.add_argument("--issue-model", default=None, help="model name for --issue-endpoint")
+    p.add_argument("--issue-api-key-env", default=None, help="environment variable holding the endpoint's API key")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_tasks_synth)
+    p.epilog = "bug makers: " + ", ".join(_maker_names())
+
+
+def _maker_names() -> list[str]:
+    from swerepair.envs.synth.mutators import MAKERS
+
+    return list(MAKERS)
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     from swerepair.agents.policies.scripted import gold_turns
     from swerepair.envs.env import render_transcript
 
-    env = gym.make("SweRepair-v0", tasks=args.tasks, repos=args.repos, sandbox=args.sandbox)
+    env = gym.make("SweRepair-v0", tasks=_task_set(args), repos=args.repos, sandbox=args.sandbox)
     options = {"task_id": args.task_id} if args.task_id else None
     obs, info = env.reset(seed=args.seed, options=options)
     task = env.unwrapped.task
@@ -149,7 +300,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         )
     make_env = functools.partial(
         SweRepairEnv,
-        tasks=args.tasks,
+        tasks=_task_set(args),
         repos=args.repos,
         sandbox=args.sandbox,
         scaffold=scaffold,
@@ -306,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    tasks = sub.add_parser("tasks", help="list or validate a task set")
+    tasks = sub.add_parser("tasks", help="list, validate or synthesize a task set")
     tsub = tasks.add_subparsers(dest="tasks_command", required=True)
     p = tsub.add_parser("list", help="one line per task")
     _add_task_args(p)
@@ -317,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="tasks validated in parallel")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds for one test run")
     p.set_defaults(fn=cmd_tasks_validate)
+    _add_synth_parser(tsub)
 
     p = sub.add_parser("solve", help="run tasks with a model and write token-exact episodes as JSONL")
     _add_task_args(p)
@@ -410,7 +562,13 @@ def main(argv: list[str] | None = None) -> int:
         handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
     if getattr(args, "takes_rest", False):
         return int(args.fn(args, rest))
-    return int(args.fn(args))
+    from swerepair.envs.tasks import TaskFormatError
+
+    try:
+        return int(args.fn(args))
+    except TaskFormatError as exc:  # a malformed task file: one line naming the file and line
+        print(f"swerepair: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

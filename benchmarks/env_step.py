@@ -3,8 +3,10 @@
 For each sandbox ("bubblewrap", the hardened one; "bubblewrap-unhardened", the invocation the
 package used before the integrity work, rebuilt here for comparison: bwrap as the caller (root
 keeps its capabilities), no seccomp filter, no uid switch, no cgroup, no argument fd, no disk
-watch; "gvisor" where runsc runs, with fewer samples; "local"; the bubblewrap kinds skipped with
-a note where `bwrap_available()` is False) this measures, over the bundled tasks:
+watch; "gvisor" where runsc runs, with fewer samples; "docker" where a Docker engine answers,
+with fewer samples: a container per episode started cold (no warm pool) from the test image of
+tests/docker/build_images.sh, or ``$SWEREPAIR_DOCKER_IMAGE``; "local"; the bubblewrap kinds
+skipped with a note where `bwrap_available()` is False) this measures, over the bundled tasks:
 
 - reset: ``env.reset(options={"task_id": ...})``, cycling over the tasks, after one warm-up
   reset per task (the first reset of a task builds its cached checkout), so the figures are
@@ -106,10 +108,30 @@ def timed(fn, n: int) -> list[float]:
     return out
 
 
+DOCKER_IMAGE: str | None = None  # set by main() where an engine answers
+
+
+def docker_image() -> str | None:
+    """The image of the docker rows: ``$SWEREPAIR_DOCKER_IMAGE``, else the test image (built by
+    tests/docker/build_images.sh once, then found by its tag); None where there is no engine."""
+    try:
+        from swerepair.envs.sandbox.docker import docker_available
+    except ImportError:
+        return None
+    if not docker_available():
+        return None
+    if os.environ.get("SWEREPAIR_DOCKER_IMAGE"):
+        return os.environ["SWEREPAIR_DOCKER_IMAGE"]
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "docker", "build_images.sh")
+    proc = subprocess.run(["bash", script], capture_output=True, text=True)
+    return proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
+
+
 def make_env(kind: str) -> SweRepairEnv:
     sandbox = unhardened_factory if kind == "bubblewrap-unhardened" else kind
+    extra = {"docker": {"image": DOCKER_IMAGE, "pool_size": 0}} if kind == "docker" else {}
     return SweRepairEnv(
-        tasks="bundled", sandbox=sandbox, max_tool_calls=10_000, max_context_tokens=10**9, max_wall_s=1e9
+        tasks="bundled", sandbox=sandbox, max_tool_calls=10_000, max_context_tokens=10**9, max_wall_s=1e9, **extra
     )
 
 
@@ -162,7 +184,8 @@ def main() -> int:
         ap.error("--n must be at least 1")
     args.n_resets, args.n_steps = args.n or 50, args.n or 100
 
-    kinds = ["bubblewrap", "bubblewrap-unhardened", "gvisor", "local"]
+    global DOCKER_IMAGE
+    kinds = ["bubblewrap", "bubblewrap-unhardened", "gvisor", "docker", "local"]
     notes = []
     if not bwrap_available():
         kinds = [k for k in kinds if not k.startswith("bubblewrap")]
@@ -170,6 +193,10 @@ def main() -> int:
     if not runsc_available():
         kinds.remove("gvisor")
         notes.append("gvisor skipped: runsc is missing or this process is not root")
+    DOCKER_IMAGE = docker_image()
+    if DOCKER_IMAGE is None:
+        kinds.remove("docker")
+        notes.append("docker skipped: no Docker engine answers (or the test image could not be built)")
     result: dict = {}
     logging.getLogger("swerepair").setLevel(logging.ERROR)
     with warnings.catch_warnings():
@@ -178,10 +205,11 @@ def main() -> int:
         result["cold_prepare_ms"] = round(cold_prepare(kinds[0], first_id) * 1e3, 3)
         result["cold_prepare_sandbox"] = kinds[0]
         for kind in kinds:
-            slow = kind == "gvisor"  # about 0.3 s per command: fewer samples
-            n_resets, n_steps = (
-                (min(args.n_resets, 10), min(args.n_steps, 20)) if slow else (args.n_resets, args.n_steps)
-            )
+            n_resets, n_steps = args.n_resets, args.n_steps
+            if kind == "gvisor":  # about 0.3 s per command: fewer samples
+                n_resets, n_steps = min(n_resets, 10), min(n_steps, 20)
+            elif kind == "docker":  # about 0.5 s per reset (a container started cold)
+                n_resets, n_steps = min(n_resets, 20), min(n_steps, 50)
             result[kind] = bench_kind(kind, n_resets, n_steps)
             result[kind]["n"] = {"resets": n_resets, "steps": n_steps}
         subprocess.run(["true"])  # warm-up
@@ -196,7 +224,8 @@ def main() -> int:
     for kind in kinds:
         r, s = result[kind]["reset_ms"], result[kind]["step_ms"]
         n = result[kind]["n"]
-        rows.append(("reset", kind, str(n["resets"]), f"{r['p50']:.2f}", f"{r['p90']:.2f}", ""))
+        what = "reset (cold container)" if kind == "docker" else "reset"
+        rows.append((what, kind, str(n["resets"]), f"{r['p50']:.2f}", f"{r['p90']:.2f}", ""))
         ratio = f"{s['p50'] / bare['p50']:.1f}x" if bare["p50"] > 0 else "n/a"
         rows.append(("step (shell true)", kind, str(n["steps"]), f"{s['p50']:.2f}", f"{s['p90']:.2f}", ratio))
     rows.append(("bare subprocess", "-", str(args.n_steps), f"{bare['p50']:.2f}", f"{bare['p90']:.2f}", "1.0x"))

@@ -156,7 +156,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
     """Repository-level bug repair as a Gymnasium environment.
 
     Args:
-        tasks: a task set: ``"bundled"``, a task file, a ``datasets.Dataset`` or a list of tasks.
+        tasks: a task set: ``"bundled"``, ``"bundled-synth"``, a task file, a ``datasets.Dataset`` or a list of tasks.
         sandbox: ``"auto"`` (bubblewrap where it works, else local), ``"bubblewrap"``,
             ``"local"``, or a callable ``task -> Sandbox``.
         scaffold: the agent's prompt, tools and parser (default: the nano-agent).
@@ -175,6 +175,10 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             (default: `estimate_tokens`).
         verifier_timeout_s: time limit of one test run of a test-executing reward.
         sandbox_config: resource limits and interpreter for the built-in sandboxes.
+        docker: settings of ``sandbox="docker"`` over `sandbox_config`'s: ``image``, ``runtime``,
+            and the warm pool's and image budget's (`PoolConfig` keys: ``pool_size``,
+            ``per_host_limit``, ``image_budget_bytes`` or ``image_budget_gb``, ``pull``,
+            ``prefetch``, ``host``; see docs/docker.md).
         repos: where task repositories live, as for `load_tasks`.
         render_mode: ``"ansi"`` makes `render()` return the transcript as text.
     """
@@ -195,6 +199,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         token_counter: Callable[[Sequence[Message]], int] | None = None,
         verifier_timeout_s: float = 300.0,
         sandbox_config: SandboxConfig | None = None,
+        docker: Mapping[str, Any] | None = None,
         repos: Any = None,
         render_mode: str | None = None,
         **budget_overrides: Any,
@@ -218,13 +223,16 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             raise ValueError(f"tool_deadline_s must be > 0, got {tool_deadline_s!r}")
         self.token_counter = token_counter or estimate_tokens
         self.sandbox_config = sandbox_config or SandboxConfig()
+        if docker:
+            self.sandbox_config = _with_docker(self.sandbox_config, docker)
         if callable(sandbox):
             self.sandbox_kind, self._factory = getattr(sandbox, "__name__", "custom"), sandbox
         else:
             kind = resolve_kind(sandbox)
             if kind == "bubblewrap" and not bwrap_available():
                 raise RuntimeError("sandbox='bubblewrap' but bubblewrap cannot run here (apt-get install bubblewrap)")
-            no_source = [t.instance_id for t in self.tasks if t.repo_source is None]
+            # a Docker image may hold the repository itself (SWE-bench layout: /testbed)
+            no_source = [t.instance_id for t in self.tasks if t.repo_source is None and kind != "docker"]
             if no_source:
                 raise TaskRepositoryError(
                     f"{len(no_source)} task(s) have no repository source (first: {no_source[0]}); "
@@ -279,6 +287,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             "sandbox": self.sandbox_kind,
             "failed": failure is not None,
         }
+        info.update(_docker_info(sandbox))
         return copy.deepcopy(messages), info
 
     # -- step ------------------------------------------------------------------------------
@@ -496,6 +505,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             "elapsed_s": time.monotonic() - ep.started,
             "context_tokens": self.token_counter(ep.messages),
         }
+        info.update(_docker_info(ep.sandbox))
         self._release_sandbox(ep)
         return copy.deepcopy(ep.messages), reward, terminated, not terminated, info
 
@@ -547,6 +557,40 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         """Remove the current episode's workspace. Safe to call more than once."""
         self._close_episode()
         super().close()
+
+
+def _with_docker(config: SandboxConfig, docker: Mapping[str, Any]) -> SandboxConfig:
+    """`config` with the ``docker={...}`` settings of `SweRepairEnv` over it."""
+    import dataclasses
+
+    from swerepair.envs.sandbox.docker.pool import PoolConfig
+
+    pool_keys = set(PoolConfig.__dataclass_fields__) | {"image_budget_gb"}
+    unknown = set(docker) - pool_keys - {"image", "runtime"}
+    if unknown:
+        raise TypeError(f"docker: unknown setting(s) {sorted(unknown)}")
+    changes: dict[str, Any] = {}
+    if "image" in docker:
+        changes["docker_image"] = docker["image"]
+    if "runtime" in docker:
+        changes["docker_runtime"] = docker["runtime"]
+    if set(docker) & pool_keys:
+        base = dataclasses.asdict(config.docker_pool) if config.docker_pool is not None else {}
+        changes["docker_pool"] = PoolConfig.from_mapping({**base, **docker})
+    return dataclasses.replace(config, **changes)
+
+
+def _docker_info(sandbox: Sandbox | None) -> dict[str, Any]:
+    """``{"docker": ...}`` for a Docker sandbox: this reset's container (``image``, ``pool_hit``,
+    ``reset_wait_s``) and the process's pool and image cache counters (``docker/pulls``, ...)."""
+    stats = getattr(sandbox, "docker_stats", None)
+    if not callable(stats):
+        return {}
+    try:
+        return {"docker": dict(stats())}
+    except Exception:  # a report must never fail the episode
+        log.exception("reading the Docker pool's stats failed")
+        return {}
 
 
 def render_transcript(messages: Sequence[Message]) -> str:

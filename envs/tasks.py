@@ -3,13 +3,19 @@
 A task set is any of:
 
 - ``"bundled"``: the tasks that ship with swerepair (small Python projects written for it);
-- a path to a ``.jsonl``, ``.json`` (a list of rows) or ``.parquet`` file;
+- ``"bundled-synth"``: the tasks synthesized from those projects (docs/synthesis.md);
+- a path to a ``.jsonl`` (or ``.jsonl.gz``), ``.json`` (a list of rows) or ``.parquet`` file;
 - a Hugging Face ``datasets.Dataset`` (or anything iterable over row dicts);
 - a list of `Task` objects or row dicts.
 
 Required columns: ``instance_id, repo, base_commit, problem_statement, patch, test_patch,
 FAIL_TO_PASS, PASS_TO_PASS``. The last two may be lists or the JSON-encoded strings that the
 published datasets use. Other columns are kept in `Task.extra`.
+
+Rows of the published SWE datasets (SWE-bench full/Lite/Verified, SWE-Gym, SWE-smith, R2E-Gym
+rows with the SWE-bench test columns) are recognised by their columns, or named with
+``dataset=``, and converted by `swerepair.envs.sources` (dataset name, harness spec, Docker
+image; docs/tasks.md).
 
 Where a task's repository comes from: a ``repo_source`` column (a local git checkout or a
 ``.bundle`` file; relative paths are relative to the task file), or the ``repos=`` argument:
@@ -19,6 +25,7 @@ a mapping ``{"owner/name": path}`` or a directory holding ``owner__name.bundle``
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -93,7 +100,8 @@ def task_from_row(row: Mapping[str, Any], *, base_dir: Path | None = None) -> Ta
 
 
 def _rows_jsonl(path: Path) -> Iterable[tuple[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -140,8 +148,12 @@ def _rows_parquet(path: Path) -> Iterable[tuple[str, Any]]:
         yield f"{path}: row {i}", row
 
 
-def _bundled_path() -> Path:
-    return Path(__file__).resolve().parent / "bundled" / "data" / "tasks.jsonl"
+#: The task sets that ship with swerepair, by name: their files in ``envs/bundled/data``.
+BUNDLED_SETS = {"bundled": "tasks.jsonl", "bundled-synth": "synth.jsonl.gz"}
+
+
+def _bundled_path(name: str = "bundled") -> Path:
+    return Path(__file__).resolve().parent / "bundled" / "data" / BUNDLED_SETS[name]
 
 
 def _attach_repos(tasks: list[Task], repos: Mapping[str, str | Path] | str | Path | None) -> list[Task]:
@@ -166,8 +178,13 @@ def load_tasks(
     source: TaskSource = "bundled",
     *,
     repos: Mapping[str, str | Path] | str | Path | None = None,
+    dataset: str | None = "auto",
 ) -> list[Task]:
     """Load a task set (see the module docstring for what `source` and `repos` may be).
+
+    `dataset` says which published schema the rows are in: ``"auto"`` (recognised by their
+    columns), ``"swebench"``, ``"swegym"``, ``"swesmith"``, ``"r2egym"``, or ``"plain"``/None
+    (taken as they are); see `swerepair.envs.sources`.
 
     Raises `TaskFormatError` naming the file and line of the first malformed row, and
     `ValueError` for duplicate instance ids.
@@ -179,21 +196,23 @@ def load_tasks(
     rows: Iterable[tuple[str, Any]]
     base_dir: Path | None = None
     if isinstance(source, (str, Path)):
-        path = _bundled_path() if str(source) == "bundled" else Path(source)
+        path = _bundled_path(str(source)) if str(source) in BUNDLED_SETS else Path(source)
         if not path.exists():
             raise FileNotFoundError(f"task file {path} does not exist")
         base_dir = path.resolve().parent
         suffix = path.suffix.lower()
-        if suffix == ".jsonl":
+        if suffix == ".jsonl" or path.name.lower().endswith(".jsonl.gz"):
             rows = _rows_jsonl(path)
         elif suffix == ".json":
             rows = _rows_json(path)
         elif suffix == ".parquet":
             rows = _rows_parquet(path)
         else:
-            raise ValueError(f"{path}: unknown task file type (use .jsonl, .json or .parquet)")
+            raise ValueError(f"{path}: unknown task file type (use .jsonl, .jsonl.gz, .json or .parquet)")
     else:
         rows = ((f"row {i}", row) for i, row in enumerate(source))
+    from swerepair.envs.sources import attach_image, convert_row
+
     tasks: list[Task] = []
     seen: dict[str, str] = {}
     for where, row in rows:
@@ -201,9 +220,12 @@ def load_tasks(
             task = row
         else:
             try:
-                task = task_from_row(row, base_dir=base_dir)
+                converted, kind = convert_row(row, dataset)
+                task = task_from_row(converted, base_dir=base_dir)
             except ValueError as exc:
                 raise TaskFormatError(f"{where}: {exc}") from None
+            if kind is not None:
+                task = attach_image(task)
         if task.instance_id in seen:
             raise TaskFormatError(
                 f"{where}: duplicate instance_id {task.instance_id!r} (first at {seen[task.instance_id]})"

@@ -5,6 +5,13 @@ For every task, in a fresh workspace at its base commit with the test patch appl
 1. every FAIL_TO_PASS test fails and every PASS_TO_PASS test passes;
 2. after applying the gold patch, every FAIL_TO_PASS and PASS_TO_PASS test passes.
 
+The tests run under the runner the reward uses for the task
+(`swerepair.rewards.verifier.harness.runner_mode`): the trusted pytest runner, or the
+repository's own runner read by its harness parser for tasks of the SWE-bench family. A test id
+the runner does not know is reported as *not found*, once, with the runner's reason; the other
+tests still run and are judged (one wrong id no longer makes every test MISSING). A harness run
+whose sentinel tests get the wrong verdict is reported too.
+
 ``swerepair tasks validate`` runs this over a task set and prints one line per task.
 """
 
@@ -19,6 +26,7 @@ from typing import TextIO
 
 from swerepair.core import Sandbox, SandboxError, Task
 from swerepair.rewards.testrun import TestRun, apply_patch_in, run_tests
+from swerepair.rewards.tests_pass import setup_missing
 
 __all__ = ["ValidationResult", "validate_task", "validate_tasks"]
 
@@ -44,7 +52,25 @@ class ValidationResult:
 
 
 def _run(sandbox: Sandbox, task: Task, timeout: float) -> TestRun:
-    return run_tests(sandbox, [*task.FAIL_TO_PASS, *task.PASS_TO_PASS], timeout)
+    return run_tests(sandbox, [*task.FAIL_TO_PASS, *task.PASS_TO_PASS], timeout, task=task)
+
+
+def _not_found(run: TestRun, seen: set[str]) -> list[str]:
+    """One line per id the runner does not know (each id once per task)."""
+    lines = []
+    for test_id, why in run.not_found.items():
+        if test_id not in seen:
+            seen.add(test_id)
+            lines.append(f"{test_id} not found ({why})")
+    return lines
+
+
+def _run_problems(run: TestRun, when: str) -> list[str]:
+    found = [f"the test run {when} was not clean: {p}" for p in run.problems]
+    if run.started and not run.finished and not run.result.timed_out:
+        tail = run.result.output.strip()[-300:]
+        found.append(f"the test run {when} did not finish or reported nothing: {tail}")
+    return found
 
 
 def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: float = 300.0) -> ValidationResult:
@@ -58,17 +84,24 @@ def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: 
     except SandboxError as exc:
         return ValidationResult(task.instance_id, False, (f"sandbox: {exc}",), seconds=time.monotonic() - start)
     try:
+        missing = setup_missing(sandbox, task, timeout)
         applied = apply_patch_in(sandbox, task.test_patch)
-        if not applied.ok:
+        unknown: set[str] = set()
+        if missing:
+            problems.append(missing)
+        elif not applied.ok:
             problems.append(f"the test patch does not apply: {applied.output.strip()[:300]}")
         else:
             run = _run(sandbox, task, timeout)
             before = dict(run.verdicts)
             if run.infrastructure_failure:
                 problems.append(f"tests could not run before the fix: {run.result.output.strip()[-300:]}")
+            problems += _not_found(run, unknown) + _run_problems(run, "before the fix")
             problems += [f"FAIL_TO_PASS {t} passes before the fix" for t in task.FAIL_TO_PASS if run.passed(t)]
             problems += [
-                f"PASS_TO_PASS {t} is {run.verdicts[t]} before the fix" for t in task.PASS_TO_PASS if not run.passed(t)
+                f"PASS_TO_PASS {t} is {run.verdicts[t]} before the fix"
+                for t in task.PASS_TO_PASS
+                if not run.passed(t) and t not in unknown
             ]
             applied = apply_patch_in(sandbox, task.patch)
             if not applied.ok:
@@ -76,10 +109,11 @@ def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: 
             else:
                 run = _run(sandbox, task, timeout)
                 after = dict(run.verdicts)
+                problems += _not_found(run, unknown) + _run_problems(run, "after the fix")
                 problems += [
                     f"{t} is {run.verdicts[t]} after the fix"
                     for t in (*task.FAIL_TO_PASS, *task.PASS_TO_PASS)
-                    if not run.passed(t)
+                    if not run.passed(t) and t not in unknown
                 ]
     except SandboxError as exc:
         problems.append(f"sandbox: {exc}")
@@ -94,10 +128,12 @@ def validate_tasks(
     *,
     jobs: int = 1,
     timeout: float = 300.0,
-    out: TextIO | None = sys.stderr,
+    out: TextIO | str | None = "stderr",
 ) -> list[ValidationResult]:
-    """Validate `tasks` with `jobs` in parallel, printing ``[i/n] id ok|FAIL (s)`` as each ends."""
+    """Validate `tasks` with `jobs` in parallel, printing ``[i/n] id ok|FAIL (s)`` as each ends
+    to `out` (``"stderr"``: the `sys.stderr` of the moment of the call; None: nothing)."""
     results: list[ValidationResult] = []
+    stream: TextIO | None = sys.stderr if isinstance(out, str) else out
 
     def one(task: Task) -> ValidationResult:
         return validate_task(task, make_sandbox, timeout)
@@ -105,10 +141,10 @@ def validate_tasks(
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for res in pool.map(one, tasks):
             results.append(res)
-            if out is not None:
+            if stream is not None:
                 status = "ok" if res.ok else "FAIL"
-                print(f"[{len(results)}/{len(tasks)}] {res.instance_id} {status} ({res.seconds:.1f}s)", file=out)
+                print(f"[{len(results)}/{len(tasks)}] {res.instance_id} {status} ({res.seconds:.1f}s)", file=stream)
                 for p in res.problems:
-                    print(f"    {p}", file=out)
-                out.flush()
+                    print(f"    {p}", file=stream)
+                stream.flush()
     return results

@@ -9,10 +9,19 @@ docs/security.md). In a fresh verifier sandbox at the task's base commit:
    symlinks and binary changes are dropped; added code that reaches into the test runner is
    flagged and scores 0;
 2. the kept changes are applied, then the task's ``test_patch``;
-3. ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` run under the trusted runner
-   (`swerepair.rewards.verifier.runner`): pytest imported before the repository, the
-   repository last on ``sys.path``, verdicts on a nonce-tagged channel, sentinel tests and
-   integrity checks of pytest's reporting machinery.
+3. ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` run under one of two runners, chosen per task
+   (`swerepair.rewards.verifier.harness.runner_mode`):
+
+   - the **trusted runner** (`swerepair.rewards.verifier.runner`; every task without a harness
+     spec, e.g. the bundled ones): pytest imported before the repository, the repository last
+     on ``sys.path``, verdicts on a nonce-tagged channel, sentinel tests and integrity checks
+     of pytest's reporting machinery;
+   - the **harness runner** (`swerepair.rewards.verifier.harness`; tasks of the SWE-bench
+     family, whose test ids are their harness's): the repository's own test command from the
+     task's harness spec, in the instance's environment, verdicts read by the spec's parser
+     from a section framed by nonce markers, with sentinel tests next to the test patch where
+     the runner allows. The spec's ``protected`` runner files are dropped (and flagged, where
+     they are runner code) by the policy in both modes.
 
 Scores:
 - value: **resolved**, 1 if every FAIL_TO_PASS and PASS_TO_PASS test passed, else 0. XFAIL
@@ -24,35 +33,33 @@ Scores:
   scored 0.
 
 Whose fault: a patch that does not apply, conflicts with the test patch, breaks collection,
-**crashes the test process, exits it early or makes it hang** scores 0, but only once a
-*control run* (base + test patch, no agent change; once per task) has finished cleanly under
-the same timeout (for a timeout, a control run made just then, so that an overloaded machine is
-not blamed on the patch; otherwise the task's last clean control run). If the control run
-fails too, the verifier is broken and the outcome is a failure (dropped by trainers, never a
-0). A run that never started (the interpreter or pytest cannot run) and a sandbox that cannot
-be made are failures.
+**crashes the test process, exits it early or makes it hang** (or, in harness mode, leaves the
+runner without a single verdict) scores 0, but only once a *control run* (base + test patch,
+no agent change; once per task) has finished cleanly under the same timeout (for a timeout, a
+control run made just then, so that an overloaded machine is not blamed on the patch;
+otherwise the task's last clean control run). If the control run fails too, the verifier is
+broken and the outcome is a failure (dropped by trainers, never a 0). A run that never started
+(the interpreter or pytest cannot run) and a sandbox that cannot be made are failures.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from swerepair.core import Sandbox, SandboxError
 from swerepair.rewards.outcome import RewardOutcome, VerifierError
 from swerepair.rewards.patch import parse_patch
 from swerepair.rewards.testrun import apply_patch_in
+from swerepair.rewards.verifier.harness import RUNNER_MODES, harness_spec_for, run_task_tests, runner_mode
 from swerepair.rewards.verifier.policy import filter_patch
-from swerepair.rewards.verifier.runner import RunnerReport, run_trusted
+from swerepair.rewards.verifier.runner import RunnerReport
 
-__all__ = ["PatchApplies", "TestsPass", "is_valid_patch"]
+__all__ = ["PatchApplies", "TestsPass", "is_valid_patch", "run_task_tests", "setup_missing"]
 
 SandboxFactory = Callable[[Any], Sandbox]
-
-#: pytest exit statuses that say the session itself broke (internal error, usage error).
-_BROKEN_SESSION = (3, 4)
 
 
 def is_valid_patch(patch: str, task: Any = None) -> float:
@@ -117,6 +124,7 @@ class PatchApplies(_SandboxReward):
 
 def _run_summary(report: RunnerReport) -> str:
     r = report.result
+    runner = "pytest" if report.mode == "trusted" else "the test command"
     if r.timed_out:
         return "timed out"
     if r.killed_reason:
@@ -124,8 +132,10 @@ def _run_summary(report: RunnerReport) -> str:
     if report.aborted:
         return f"aborted: {report.aborted}"
     if not report.finished:
-        return f"ended before pytest returned (exit {r.exit_code}): {r.output.strip()[-300:]}"
-    return f"pytest exited {report.exit_code}"
+        return f"ended before {runner} returned (exit {r.exit_code}): {r.output.strip()[-300:]}"
+    if not report.reported:
+        return f"reported no verdict at all ({runner} exited {report.exit_code})"
+    return f"{runner} exited {report.exit_code}"
 
 
 def _changed_paths(sandbox: Sandbox, timeout: float) -> set[str] | None:
@@ -138,11 +148,38 @@ def _changed_paths(sandbox: Sandbox, timeout: float) -> set[str] | None:
     return {entry[3:] for entry in result.output.split("\0") if len(entry) > 3}
 
 
-def _clean(report: RunnerReport | None) -> bool:
-    """A run that says something about the tests: finished, untampered, no broken session."""
-    return bool(
-        report is not None and report.finished and not report.problems and report.exit_code not in _BROKEN_SESSION
+def setup_missing(sandbox: Sandbox, task: Any, timeout: float) -> str | None:
+    """Why the sandbox does not start where `task` says it does, or None.
+
+    A task whose bug is a diff on top of its image's checkout (SWE-smith: ``extra["setup_patch"]``,
+    `swerepair.envs.sources`) is only gradable in a sandbox that applied that diff at the start:
+    elsewhere the bug is simply absent and an empty patch would pass. That is checked (the diff
+    must apply in reverse) and reported, never scored."""
+    extra = task if isinstance(task, dict) else getattr(task, "extra", None)
+    setup = extra.get("setup_patch") if isinstance(extra, Mapping) else None
+    if not isinstance(setup, str) or not setup.strip():
+        return None
+    check = sandbox.run("git -c safe.directory=* apply --check -R --whitespace=nowarn -", timeout, stdin=setup)
+    if check.ok:
+        return None
+    return (
+        "the sandbox does not start from the task's setup patch (the bug): the sandbox must apply extra['setup_patch']"
     )
+
+
+def _setup_paths(task: Any) -> set[str]:
+    """The files a task's setup patch changes: a sandbox that applied it at the start shows them
+    changed against the image's commit, with no agent involved."""
+    extra = task if isinstance(task, dict) else getattr(task, "extra", None)
+    setup = extra.get("setup_patch") if isinstance(extra, Mapping) else None
+    if not isinstance(setup, str):
+        return set()
+    return {p for fp in parse_patch(setup) for p in (fp.old_path, fp.new_path) if p}
+
+
+def _clean(report: RunnerReport | None) -> bool:
+    """A run that says something about the tests: finished, untampered, not broken."""
+    return report is not None and report.clean
 
 
 class TestsPass(_SandboxReward):
@@ -152,15 +189,23 @@ class TestsPass(_SandboxReward):
         sandbox_factory: makes a fresh sandbox for a task (the env passes its own).
         timeout: seconds for one test run; a patched run past it scores 0 if the control run
             finished within it, else the outcome is a failure.
+        runner: ``"auto"`` (each task's own, `runner_mode`), ``"trusted"`` or ``"harness"``
+            for every task.
     """
 
     __test__ = False  # not a pytest test class
     name = "tests_pass"
 
-    def __init__(self, sandbox_factory: SandboxFactory, timeout: float = 300.0) -> None:
+    def __init__(self, sandbox_factory: SandboxFactory, timeout: float = 300.0, runner: str = "auto") -> None:
         super().__init__(sandbox_factory, timeout)
-        self._reference: OrderedDict[tuple[str, str], RunnerReport | SandboxError] = OrderedDict()
+        if runner != "auto" and runner not in RUNNER_MODES:
+            raise ValueError(f"runner must be 'auto' or one of {RUNNER_MODES}, got {runner!r}")
+        self.runner = runner
+        self._reference: OrderedDict[tuple[str, str, str], RunnerReport] = OrderedDict()
         self._lock = threading.Lock()
+
+    def _mode(self, task: Any) -> str:
+        return runner_mode(task) if self.runner == "auto" else self.runner
 
     # -- reference runs (control: base + test patch; gold: + gold patch), once per task ------
     def _reference_run(self, task: Any, which: str, *, fresh: bool = False) -> RunnerReport | None:
@@ -169,7 +214,7 @@ class TestsPass(_SandboxReward):
         A run that finished cleanly is kept for the task; one that did not is not kept (the
         machine may have been overloaded), and `fresh` always runs it again (a timeout must be
         judged against how long the tests take now)."""
-        key = (str(_field(task, "instance_id")), which)
+        key = (str(_field(task, "instance_id")), which, self._mode(task))
         with self._lock:
             cached = None if fresh else self._reference.get(key)
         if cached is not None:
@@ -178,11 +223,13 @@ class TestsPass(_SandboxReward):
         try:
             sandbox = self.sandbox_factory(task)
             try:
+                if setup_missing(sandbox, task, self.timeout):
+                    raise SandboxError("no setup patch")
                 patches = [_field(task, "patch") or ""] if which == "gold" else []
                 for p in [*patches, _field(task, "test_patch") or ""]:
                     if not apply_patch_in(sandbox, p, self.timeout).ok:
                         raise SandboxError(f"the {which} run's patches do not apply")
-                report = run_trusted(sandbox, self._tests(task), self.timeout)
+                report = run_task_tests(sandbox, task, self._tests(task), self.timeout, self._mode(task))
             finally:
                 sandbox.close()
         except SandboxError:
@@ -214,22 +261,39 @@ class TestsPass(_SandboxReward):
         }
         if not f2p and not p2p:
             return RewardOutcome.failure("the task lists no tests (FAIL_TO_PASS and PASS_TO_PASS are empty)")
-        kept = filter_patch(patch, _field(task, "test_patch") or "", _field(task, "patch") or "", [*f2p, *p2p])
+        missing = setup_missing(sandbox, task, self.timeout)
+        if missing:
+            return RewardOutcome.failure(missing)
+        mode = self._mode(task)
+        spec = harness_spec_for(task, mode)
+        kept = filter_patch(
+            patch,
+            _field(task, "test_patch") or "",
+            _field(task, "patch") or "",
+            [*f2p, *p2p],
+            protected=spec.protected if spec is not None else (),
+        )
         details: dict[str, Any] = {
+            "runner": mode,
             "applied_files": list(kept.applied),
             "dropped_files": [{"path": p, "why": why} for p, why in kept.dropped],
         }
         applies = {"patch_applies": 1.0 if kept.patch.strip() else 0.0}
         if kept.flags:
             details["flags"] = [{"path": p, "what": what} for p, what in kept.flags]
-            details["zero_because"] = "added code reaches into the test runner"
+            runner_files = [p for p, what in kept.flags if "protected file" in what]
+            details["zero_because"] = (
+                f"the patch changes the test runner's own files ({', '.join(runner_files[:3])})"
+                if runner_files
+                else "added code reaches into the test runner"
+            )
             return RewardOutcome(0.0, zero | applies | {"tampered": 1.0}, details=details)
         if kept.patch.strip() and not apply_patch_in(sandbox, kept.patch, self.timeout).ok:
             details["zero_because"] = "the patch does not apply"
             return RewardOutcome(0.0, zero | {"patch_applies": 0.0}, details=details)
         # Ground truth, whatever the parsing above believed: git's own account of what changed.
         changed = _changed_paths(sandbox, self.timeout)
-        allowed = set(kept.touched)
+        allowed = set(kept.touched) | _setup_paths(task)
         if changed is None:
             return RewardOutcome.failure("git status failed in the verifier sandbox", applies, details)
         if changed - allowed:
@@ -242,7 +306,9 @@ class TestsPass(_SandboxReward):
         if not apply_patch_in(sandbox, _field(task, "test_patch") or "", self.timeout).ok:
             details["zero_because"] = "the patch conflicts with the test patch"
             return RewardOutcome(0.0, zero | applies, details=details)
-        report = run_trusted(sandbox, [*f2p, *p2p], self.timeout)
+        report = run_task_tests(sandbox, task, [*f2p, *p2p], self.timeout, mode)
+        if report.command:
+            details["command"] = report.command
         if not report.started and not report.result.timed_out:
             return RewardOutcome.failure(
                 f"the test runner could not start (exit {report.result.exit_code}): "
@@ -250,8 +316,7 @@ class TestsPass(_SandboxReward):
                 applies,
                 details,
             )
-        broken = not report.finished or report.exit_code in _BROKEN_SESSION
-        if broken:
+        if report.broken:
             summary = _run_summary(report)
             if not self._control_is_clean(task, fresh=report.result.timed_out):
                 return RewardOutcome.failure(
@@ -260,8 +325,20 @@ class TestsPass(_SandboxReward):
             details["zero_because"] = f"the patched test run {summary}; without the patch it finishes"
             return RewardOutcome(0.0, zero | applies, details=details)
         plugins = sorted(set(report.plugins) & set(kept.applied))
-        if report.problems or plugins:
-            details["runner_problems"] = list(report.problems) + [f"{p} registered as a pytest plugin" for p in plugins]
+        problems = list(report.problems) + [f"{p} registered as a pytest plugin" for p in plugins]
+        if report.sentinels:
+            details["sentinels"] = dict(report.sentinels)
+        if report.sentinels.get("pass") == "MISSING" and any(report.verdict(t) == "PASSED" for t in (*f2p, *p2p)):
+            # Tests passed but the sentinel that must pass is missing: a runner that reports the
+            # task's tests without running them, unless this repository's collection never
+            # picks the sentinel up, which the control run (no agent change) shows.
+            control = self._reference_run(task, "control")
+            if control is not None and control.sentinels.get("pass") == "PASSED":
+                problems.append("the sentinel test that must pass was not reported, though the control run reports it")
+            else:
+                details["sentinels_unchecked"] = "the control run does not report the sentinels either"
+        if problems:
+            details["runner_problems"] = problems
             details["zero_because"] = "the test run was tampered with"
             return RewardOutcome(0.0, zero | applies | {"tampered": 1.0}, details=details)
         gold: RunnerReport | None = None

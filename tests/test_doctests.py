@@ -17,8 +17,8 @@ OPTIONAL |= {"peft", "deepspeed", "yaml", "matplotlib"}
 MODULES = sorted(
     m.name
     for m in pkgutil.walk_packages(swerepair.__path__, prefix="swerepair.")
-    # _runner_main is a script the verifier sends into its sandbox, not a module to import
-    if not m.name.endswith(("__main__", "._runner_main")) and ".bundled.build" not in m.name
+    # _runner_main and _harness_main are scripts the verifier sends into its sandbox, not modules
+    if not m.name.endswith(("__main__", "._runner_main", "._harness_main")) and ".bundled.build" not in m.name
 )
 
 

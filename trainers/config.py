@@ -82,13 +82,22 @@ class TrainConfig:
 
     # -- tasks and episodes ----------------------------------------------------------------------
     tasks: str = "bundled"
-    """Task set: bundled, or a .jsonl/.json/.parquet file."""
+    """Task set: bundled, bundled-synth (the synthesized tasks), or a .jsonl/.json/.parquet file."""
     repos: str | None = None
     """Directory of repository bundles or checkouts for a non-bundled task set."""
     task_ids: list[str] = field(default_factory=list)
     """Train on these tasks only (empty: all tasks of the set)."""
-    sandbox: Literal["auto", "bubblewrap", "gvisor", "local"] = "auto"
-    """Sandbox of the agent's shell; auto is bubblewrap where it works; gvisor for hostile policies."""
+    sandbox: Literal["auto", "bubblewrap", "gvisor", "docker", "local"] = "auto"
+    """Sandbox of the agent's shell; auto is bubblewrap where it works; gvisor for hostile policies; docker: a
+    container per episode from the task's image (docs/docker.md)."""
+    docker_pool_size: int = 2
+    """Docker sandbox: containers started ahead of the resets that need them (the trainer tells the
+    pool this step's and the next step's tasks); 0: every reset starts its container then."""
+    docker_per_host_limit: int = 16
+    """Docker sandbox: containers of the pool at most at once on the Docker host, warm and in use."""
+    docker_image_budget_gb: float | None = None
+    """Docker sandbox: disk budget of the task images, in GB; beyond it the least recently used are
+    removed (never one in use or expected next); none: no budget."""
     reward: str = "functional_similarity"
     """Reward of the final patch, a name from swerepair.rewards (tests_pass runs the tests)."""
     shaping: Literal["none", "localization"] = "none"
@@ -218,6 +227,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` on a value outside its range or settings that conflict."""
+        if self.docker_pool_size < 0 or self.docker_per_host_limit < 1:
+            raise ConfigError("docker_pool_size must be >= 0 and docker_per_host_limit >= 1")
+        if self.docker_image_budget_gb is not None and self.docker_image_budget_gb < 0:
+            raise ConfigError(f"docker_image_budget_gb must be >= 0, got {self.docker_image_budget_gb}")
         for name in _hints():
             value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value):

@@ -14,7 +14,16 @@ from typing import Any
 from swerepair.core import Episode
 from swerepair.trainers.config import ConfigError, TrainConfig
 
-__all__ = ["SEED_STREAMS", "EpisodeReward", "env_factory", "select_tasks", "shaped_reward", "step_seed"]
+__all__ = [
+    "SEED_STREAMS",
+    "EpisodeReward",
+    "docker_sandbox_config",
+    "env_factory",
+    "expect_docker_resets",
+    "select_tasks",
+    "shaped_reward",
+    "step_seed",
+]
 
 #: A reward computed from the whole episode (its messages, tool statistics, patch) and its task,
 #: replacing the env's patch reward: ``(episode, task) -> float``.
@@ -106,7 +115,34 @@ def env_factory(config: TrainConfig, tasks: Sequence[Any], renderer: Any, scaffo
         token_counter=count_tokens,
         max_tool_calls=config.max_tool_calls,
         max_context_tokens=config.max_context_tokens,
+        **({"sandbox_config": docker_sandbox_config(config)} if config.sandbox == "docker" else {}),
     )
+
+
+def docker_sandbox_config(config: TrainConfig) -> Any:
+    """The `SandboxConfig` of the Docker sandbox with `config`'s warm pool and image budget."""
+    from swerepair.envs.sandbox import SandboxConfig
+    from swerepair.envs.sandbox.docker.pool import PoolConfig
+
+    budget = config.docker_image_budget_gb
+    pool = PoolConfig(
+        pool_size=config.docker_pool_size,
+        per_host_limit=config.docker_per_host_limit,
+        image_budget_bytes=None if budget is None else int(budget * 1e9),
+    )
+    return SandboxConfig(docker_pool=pool)
+
+
+def expect_docker_resets(config: TrainConfig, tasks: Sequence[Any], task_ids: Sequence[str]) -> None:
+    """Tell the Docker sandbox's warm pool and image cache the resets that come next (`task_ids`,
+    one per episode, in order), so that containers are started and images pulled ahead; nothing
+    for another sandbox."""
+    if config.sandbox != "docker":
+        return
+    from swerepair.envs.sandbox.docker.pool import shared_expect
+
+    by_id = {t.instance_id: t for t in tasks}
+    shared_expect(by_id[i] for i in task_ids if i in by_id)
 
 
 def shaped_reward(

@@ -63,9 +63,22 @@ from swerepair.core import Episode
 from swerepair.trainers.advantages import group_advantages
 from swerepair.trainers.batch import MicroBatch, micro_batches
 from swerepair.trainers.config import ConfigError, TrainConfig, load_config
-from swerepair.trainers.episodes import EpisodeReward, env_factory, select_tasks, shaped_reward, step_seed
+from swerepair.trainers.episodes import (
+    EpisodeReward,
+    env_factory,
+    expect_docker_resets,
+    select_tasks,
+    shaped_reward,
+    step_seed,
+)
 from swerepair.trainers.loss import LossConfig, grpo_loss, masked_token_logprobs
-from swerepair.trainers.metrics import MetricsLogger, episode_metrics, failure_metrics, plot_learning_curve
+from swerepair.trainers.metrics import (
+    MetricsLogger,
+    docker_metrics,
+    episode_metrics,
+    failure_metrics,
+    plot_learning_curve,
+)
 from swerepair.trainers.model import PolicyModel, RNGStates, build_policy_model, resolve_device
 
 __all__ = ["EpisodeReward", "GRPOTrainer", "latest_checkpoint"]
@@ -366,14 +379,19 @@ class GRPOTrainer:
             self.metrics = None
 
     def close(self) -> None:
-        """Release everything the trainer holds: the servers' weight-sync group, and what `train`
-        opened if a `train_step` called outside it left it open (the run's log file is attached
-        only while the trainer works). Idempotent; a closed trainer does not train again."""
+        """Release everything the trainer holds: the servers' weight-sync group, the Docker
+        sandbox's warm containers, and what `train` opened if a `train_step` called outside it
+        left it open (the run's log file is attached only while the trainer works). Idempotent;
+        a closed trainer does not train again."""
         self._closed = True
         self._release()
         if self.pusher is not None:
             pusher, self.pusher = self.pusher, None
             pusher.close()
+        if self.config.sandbox == "docker":  # the warm containers started for steps never played
+            from swerepair.envs.sandbox.docker.pool import close_shared_pools
+
+            close_shared_pools()
 
     def __enter__(self) -> GRPOTrainer:
         return self
@@ -395,6 +413,9 @@ class GRPOTrainer:
         """Play `step`'s episodes; return them, generated tokens and generation seconds."""
         cfg = self.config
         task_ids = [t for t in self.tasks_for_step(step) for _ in range(cfg.group_size)]
+        if cfg.sandbox == "docker":  # the warm pool starts containers, and pulls images, ahead
+            upcoming = [t for t in self.tasks_for_step(step + 1) for _ in range(cfg.group_size)]
+            expect_docker_resets(cfg, self.tasks, task_ids + upcoming)
         if hasattr(self.backend, "generator"):
             self.backend.generator.manual_seed(step_seed(cfg.seed, step, "sampling"))
 
@@ -442,6 +463,8 @@ class GRPOTrainer:
         record: dict[str, Any] = episode_metrics(kept, dropped, adv)
         record.update(failure_metrics(episodes))
         record["episodes/stale_dropped"] = float(len(stale))
+        if cfg.sandbox == "docker":
+            record.update(docker_metrics())
         chosen = [
             (ep, a)
             for ep, a in zip(kept, adv.advantages, strict=True)

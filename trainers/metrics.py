@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FAILURE_REASONS",
     "MetricsLogger",
+    "docker_metrics",
     "episode_metrics",
     "failure_metrics",
     "plot_learning_curve",
@@ -166,6 +167,16 @@ def failure_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
     for reason, n in sorted(counts.items()):
         out[f"episodes/failed/{reason}"] = float(n)
     return out
+
+
+def docker_metrics() -> dict[str, float]:
+    """The Docker sandbox's warm pool and image cache counters in this process, since it started
+    (`swerepair.envs.sandbox.docker.pool.shared_stats`): ``docker/pool_hits``,
+    ``docker/pool_misses``, ``docker/reset_wait_s``, ``docker/pulls``, ``docker/evictions``,
+    ``docker/cache_bytes``, ...; empty before the first Docker sandbox."""
+    from swerepair.envs.sandbox.docker.pool import shared_stats
+
+    return shared_stats()
 
 
 def _json_value(value: float) -> float | None:

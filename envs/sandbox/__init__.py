@@ -8,6 +8,8 @@ works, else local with a loud warning).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from swerepair.core import ExecResult, Sandbox, SandboxError, Task
 from swerepair.envs.sandbox.base import SandboxConfig, WorkspaceSandbox
 from swerepair.envs.sandbox.bubblewrap import BubblewrapSandbox, bwrap_available
@@ -15,6 +17,9 @@ from swerepair.envs.sandbox.gvisor import GVisorSandbox, runsc_available
 from swerepair.envs.sandbox.local import LocalSandbox, LocalSandboxWarning
 from swerepair.envs.sandbox.process import ResourceLimits
 from swerepair.envs.sandbox.workspace import TaskRepositoryError, new_workspace, prepare_checkout
+
+if TYPE_CHECKING:
+    from swerepair.envs.sandbox.docker import DockerSandbox
 
 __all__ = [
     "SANDBOX_KINDS",
@@ -35,7 +40,7 @@ __all__ = [
     "runsc_available",
 ]
 
-SANDBOX_KINDS = ("auto", "bubblewrap", "gvisor", "local")
+SANDBOX_KINDS = ("auto", "bubblewrap", "gvisor", "docker", "local")
 
 
 def resolve_kind(kind: str) -> str:
@@ -47,10 +52,27 @@ def resolve_kind(kind: str) -> str:
     return kind
 
 
-def make_sandbox(kind: str, task: Task, config: SandboxConfig | None = None) -> WorkspaceSandbox:
-    """A new sandbox with a fresh workspace of `task.repo` at `task.base_commit`."""
+def make_sandbox(
+    kind: str,
+    task: Task,
+    config: SandboxConfig | None = None,
+    *,
+    image: str | None = None,
+    runtime: str | None = None,
+) -> WorkspaceSandbox | DockerSandbox:
+    """A new sandbox with a fresh workspace of `task.repo` at `task.base_commit`.
+
+    For ``kind="docker"``: `image` (default ``config.docker_image``, else the task's image, see
+    `DockerSandbox.for_task`) and `runtime` (default ``config.docker_runtime``; ``"runsc"`` for
+    gVisor) choose the container."""
     config = config or SandboxConfig()
     kind = resolve_kind(kind)
+    if kind == "docker":
+        from swerepair.envs.sandbox.docker import DockerSandbox
+
+        return DockerSandbox.for_task(
+            task, image or config.docker_image, config, runtime=runtime or config.docker_runtime
+        )
     if kind == "bubblewrap" and not bwrap_available():
         raise SandboxError("bubblewrap cannot create namespaces here; use sandbox='local'")
     if kind == "gvisor" and not runsc_available():

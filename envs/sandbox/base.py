@@ -14,11 +14,15 @@ import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from swerepair.core import ExecResult, SandboxError
 from swerepair.envs.sandbox.hostfs import read_regular, resolve_inside, write_regular
 from swerepair.envs.sandbox.process import ResourceLimits
 from swerepair.envs.sandbox.rbin import DEFAULT_PROGRAMS, build_rbin
+
+if TYPE_CHECKING:
+    from swerepair.envs.sandbox.docker.pool import PoolConfig
 
 __all__ = ["DIFF_LIMIT_BYTES", "SANDBOX_UID", "SandboxConfig", "WorkspaceSandbox"]
 
@@ -51,7 +55,14 @@ class SandboxConfig:
         programs: programs the restricted shell may call besides git, sed, python and pytest.
         tmp_dir: where episode workspaces are created (default: the system temp directory).
         sandbox_uid: the host uid (and gid) bubblewrap commands run as when the sandbox is
-            started by root (default ``nobody``); it should own no files of the host.
+            started by root (default ``nobody``); it should own no files of the host. The
+            Docker sandbox runs the agent as this uid inside its container.
+        docker_image: the Docker sandbox's image for every task (default: per task, see
+            `swerepair.envs.sandbox.docker.DockerSandbox.for_task`).
+        docker_runtime: the Docker sandbox's OCI runtime, e.g. ``"runsc"`` (gVisor; the engine
+            must have it registered); default: the engine's.
+        docker_pool: the Docker sandbox's warm pool and image disk budget
+            (`swerepair.envs.sandbox.docker.pool.PoolConfig`); default: its defaults.
     """
 
     limits: ResourceLimits = field(default_factory=ResourceLimits)
@@ -59,6 +70,9 @@ class SandboxConfig:
     programs: tuple[str, ...] = DEFAULT_PROGRAMS
     tmp_dir: str | None = None
     sandbox_uid: int = SANDBOX_UID
+    docker_image: str | None = None
+    docker_runtime: str | None = None
+    docker_pool: PoolConfig | None = None
 
 
 def _base_env(home: str) -> dict[str, str]:

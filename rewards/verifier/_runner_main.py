@@ -1,11 +1,17 @@
 # ruff: noqa: SIM102, SIM105
 # The trusted pytest runner. This file is not imported by swerepair: its source is sent to
 # `python -I -B -c` inside the verifier sandbox. It reads one JSON line from stdin:
-#   {"nonce": str, "tests": [test ids], "watch": [module names whose origin must not move]}
+#   {"nonce": str, "tests": [test ids]}
 # and writes records "<nonce> <json>" on its own duplicate of stdout, each on a line of its
 # own. Nothing of the repository is imported before pytest itself is, and the repository's
 # directory goes to the END of sys.path, so no repository file can shadow pytest or the
 # standard library.
+#
+# pytest is given the files of the test ids, not the ids themselves: an id that names no test
+# would otherwise stop the whole session with "ERROR: not found" (a usage error) and leave every
+# test without a verdict. The collected items are narrowed to the requested ids here, the same
+# way pytest narrows them (an id selects itself, its parametrizations and what lies below it),
+# and each requested id that matched nothing is reported as a "not_found" record.
 import json
 import os
 import sys
@@ -103,13 +109,55 @@ class _Sentinel(pytest.Item):
         return "", 0, self.name
 
 
+def _selects(wanted, nodeid):
+    """Whether the requested id `wanted` selects the item `nodeid`, as pytest's own arguments do."""
+    if nodeid == wanted:
+        return True
+    stem = wanted.rstrip("/")
+    return nodeid.startswith((stem + "::", stem + "/")) or ("[" not in wanted and nodeid.startswith(wanted + "["))
+
+
+_TESTS = [t for t in _cfg["tests"] if isinstance(t, str) and t]
+_ARGS = []
+_NOT_FOUND = {}
+for _t in _TESTS:
+    _path = _t.split("::", 1)[0]
+    if not _path or not os.path.exists(os.path.join(_CWD, _path)):
+        _NOT_FOUND[_t] = "no such file or directory"
+    elif _path not in _ARGS:
+        _ARGS.append(_path)
+
+
 class _Reporter:
     def __init__(self):
         self.phases = {}
         self.sentinels = {}
         self.plugins = []
+        self.collected = set()
+        self.broken_files = set()
+        self.collection_done = False
 
+    @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, session, config, items):
+        self.collection_done = True
+        wanted = [t for t in _TESTS if t not in _NOT_FOUND]
+        exact = {}
+        for i, w in enumerate(wanted):
+            exact.setdefault(w, i)
+        keep, deselected = [], []
+        for item in items:
+            self.collected.add(item.nodeid)
+            rank = exact.get(item.nodeid)
+            if rank is None:
+                rank = next((i for i, w in enumerate(wanted) if _selects(w, item.nodeid)), None)
+            if rank is None:
+                deselected.append(item)
+            else:
+                keep.append((rank, len(keep), item))
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        # in the order of the requested ids, as pytest runs its arguments
+        items[:] = [item for _, _, item in sorted(keep, key=lambda k: (k[0], k[1]))]
         tag = _NONCE[:12]
         made = []
         for i, fails in enumerate((True, False, False, True)):
@@ -122,6 +170,7 @@ class _Reporter:
 
     def pytest_collectreport(self, report):
         if report.failed:
+            self.broken_files.add(report.nodeid.split("::", 1)[0])
             _emit("collect_error", nodeid=report.nodeid, text=str(report.longrepr)[-2000:])
 
     def pytest_runtest_logreport(self, report):
@@ -159,13 +208,19 @@ def _verdict(phases):
 
 _reporter = _Reporter()
 try:
-    _code = pytest.main(
-        [
-            *("-p", "no:cacheprovider", "-q", "--color=no", "--maxfail=0"),
-            *("-o", "console_output_style=classic"),
-            *_cfg["tests"],
-        ],
-        plugins=[_reporter],
+    # No requested file exists: nothing to run (pytest without arguments would collect the whole
+    # repository). Exit status 5 is pytest's "no tests collected".
+    _code = (
+        pytest.main(
+            [
+                *("-p", "no:cacheprovider", "-q", "--color=no", "--maxfail=0"),
+                *("-o", "console_output_style=classic"),
+                *_ARGS,
+            ],
+            plugins=[_reporter],
+        )
+        if _ARGS
+        else 5
     )
 except BaseException as _exc:
     _emit("aborted", error=f"{type(_exc).__name__}: {_exc}"[:500])
@@ -189,10 +244,26 @@ for _name, _file in _MODULES.items():
 _ran_real = any(n not in _reporter.sentinels for n in _reporter.phases)
 for _i, (_nodeid, _expected) in enumerate(_reporter.sentinels.items()):
     _got = _verdict(_reporter.phases.get(_nodeid, []))
-    if _got == "MISSING" and _code == 2 and not (_i < 2 and _ran_real):
+    if _got == "MISSING" and (not _ARGS or (_code == 2 and not (_i < 2 and _ran_real))):
         continue
     if _got != _expected:
         _problems.append(f"sentinel test {_nodeid} was reported {_got}, not {_expected}")
+
+
+# Requested ids that selected nothing once collection was done: no such test. An id under a
+# file or folder that failed to collect is not "not found": the collection error hid it.
+def _hidden_by_error(test_id):
+    path = test_id.split("::", 1)[0]
+    return any(not b or path == b or path.startswith(b.rstrip("/") + "/") for b in _reporter.broken_files)
+
+
+for _t in _TESTS:
+    if _t in _NOT_FOUND or not _reporter.collection_done or _hidden_by_error(_t):
+        continue
+    if not any(_selects(_t, n) for n in _reporter.collected):
+        _NOT_FOUND[_t] = "not collected: no such test"
+for _t, _why in _NOT_FOUND.items():
+    _emit("not_found", nodeid=_t, why=_why)
 _emit("finish", exit_code=int(_code), problems=_problems, plugins=sorted(set(_reporter.plugins)))
 sys.stdout.flush()
 _EXIT(0)

@@ -14,6 +14,12 @@ The verifier grades the fix, not the test run. So, file by file:
   ``_pytest``, ``pluggy``, ``hypothesis``, ...);
 - **symlinks and binary changes are dropped** (a link can point the tests anywhere; a binary
   diff cannot be applied from ``git diff`` output);
+- **the runner's protected files are dropped** (``protected``: a harness spec's runner paths,
+  `swerepair.rewards.harness.RepoSpec.protected`, such as django's ``tests/runtests.py`` or
+  sympy's ``bin/test``), before any other rule and whatever else the file is, unless the gold
+  fix itself changes it. Those that are runner code (everything but pytest's configuration,
+  conftests, packaging and requirements files, which are ordinary test infrastructure) are also
+  *flagged*: editing the program that produces the verdicts has no place in a fix;
 - everything else is applied.
 
 Then the kept changes are **scanned**: code the agent *added* to non-test files that reaches
@@ -33,7 +39,7 @@ from dataclasses import dataclass
 
 from swerepair.rewards.patch import FilePatch, is_test_path, parse_patch, split_files
 
-__all__ = ["RUNNER_REACH", "FilteredPatch", "filter_patch"]
+__all__ = ["RUNNER_REACH", "FilteredPatch", "filter_patch", "is_runner_code"]
 
 _INFRA_NAMES = frozenset(
     {"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "noxfile.py", ".coveragerc"}
@@ -43,6 +49,9 @@ _TOOL_MODULES = frozenset(
     {"pytest", "_pytest", "pluggy", "py", "iniconfig", "hypothesis", "_hypothesis_pytestplugin", "coverage", "xdist"}
 )
 _SHADOWED = frozenset(sys.stdlib_module_names) | _TOOL_MODULES
+#: Protected paths with these names are configuration or packaging: dropped, not flagged.
+_CONFIG_NAMES = _INFRA_NAMES | {"setup.py", "Makefile", "MANIFEST.in"}
+_CONFIG_SUFFIXES = (".txt", ".in", ".cfg", ".ini", ".toml", ".yml", ".yaml", ".json")
 
 #: Added code matching one of these is flagged (see the module docstring).
 RUNNER_REACH: dict[str, re.Pattern[str]] = {
@@ -73,7 +82,8 @@ class FilteredPatch:
         touched: every path those files change (a rename's old and new path, a deletion's).
         dropped: (path, why) for every file section that was left out.
         flags: (path, what) for every construct in the kept changes that reaches into the
-            test runner; non-empty means the patch scores 0.
+            test runner, and every protected runner file the patch edits; non-empty means the
+            patch scores 0.
     """
 
     patch: str
@@ -95,8 +105,22 @@ def _top_module(path: str) -> str | None:
     return head
 
 
-def _why_dropped(fp: FilePatch, test_files: set[str], fix_files: set[str]) -> str | None:
+def is_runner_code(path: str) -> bool:
+    """Whether a protected path is the runner's code (flagged) rather than configuration or
+    packaging (only dropped).
+
+    >>> is_runner_code("tests/runtests.py"), is_runner_code("bin/test"), is_runner_code("setup.py")
+    (True, True, False)
+    """
+    name = path.rsplit("/", 1)[-1]
+    return name not in _CONFIG_NAMES and not name.endswith(_CONFIG_SUFFIXES)
+
+
+def _why_dropped(fp: FilePatch, test_files: set[str], fix_files: set[str], protected: frozenset[str]) -> str | None:
     paths = [p for p in (fp.old_path, fp.new_path) if p]
+    hit = [p for p in paths if p in protected and p not in fix_files]
+    if hit:
+        return f"protected file of the test runner ({hit[0]})"
     if any(p in test_files for p in paths):
         return "touched by the test patch: reset to base + test patch"
     if any(is_test_path(p) for p in paths) and not any(p in fix_files for p in paths):
@@ -124,11 +148,13 @@ def _added_removed(fp: FilePatch) -> tuple[list[str], list[str]]:
 
 
 def _test_names(test_ids: Iterable[str]) -> set[str]:
+    """The function names in test ids: pytest's ``path::Class::test_x[param]``, the unittest
+    form of django's runner ``test_x (module.Class.test_x)``, sympy's bare ``test_x``."""
     names: set[str] = set()
     for tid in test_ids:
-        name = re.sub(r"\[.*$", "", tid.split("::")[-1])
-        if len(name) >= 6 and name.startswith("test"):
-            names.add(name)
+        for name in (re.sub(r"\[.*$", "", tid.split("::")[-1]), tid.split(" (", 1)[0].strip()):
+            if len(name) >= 6 and name.startswith("test") and re.fullmatch(r"\w+", name):
+                names.add(name)
     return names
 
 
@@ -146,8 +172,14 @@ def _flags(fp: FilePatch, gold_added: str, test_names: set[str]) -> list[str]:
     return found
 
 
-def filter_patch(patch: str, test_patch: str = "", gold_patch: str = "", test_ids: Iterable[str] = ()) -> FilteredPatch:
-    """Apply the policy (module docstring) to `patch`.
+def filter_patch(
+    patch: str,
+    test_patch: str = "",
+    gold_patch: str = "",
+    test_ids: Iterable[str] = (),
+    protected: Iterable[str] = (),
+) -> FilteredPatch:
+    """Apply the policy (module docstring) to `patch`; `protected` are the runner's files.
 
     >>> fix = "--- a/pkg/m.py\\n+++ b/pkg/m.py\\n@@ -1 +1 @@\\n-x = 1\\n+x = 2\\n"
     >>> conftest = "--- /dev/null\\n+++ b/conftest.py\\n@@ -0,0 +1 @@\\n+import pytest\\n"
@@ -159,6 +191,7 @@ def filter_patch(patch: str, test_patch: str = "", gold_patch: str = "", test_id
     fix_files = {p for fp in parse_patch(gold_patch) for p in (fp.old_path, fp.new_path) if p}
     gold_added = "\n".join(line for fp in parse_patch(gold_patch) for line in _added_removed(fp)[0])
     names = _test_names(test_ids)
+    guarded = frozenset(protected)
     kept: list[str] = []
     applied: list[str] = []
     dropped: list[tuple[str, str]] = []
@@ -169,9 +202,14 @@ def filter_patch(patch: str, test_patch: str = "", gold_patch: str = "", test_id
         if not files:
             continue  # no file header: nothing git apply would use
         fp = files[0]
-        why = "not readable as one file's change" if len(files) != 1 else _why_dropped(fp, test_files, fix_files)
+        why = (
+            "not readable as one file's change" if len(files) != 1 else _why_dropped(fp, test_files, fix_files, guarded)
+        )
         if why is not None:
             dropped.append((fp.path, why))
+            runner_files = [p for p in (fp.old_path, fp.new_path) if p in guarded and p not in fix_files]
+            if any(is_runner_code(p) for p in runner_files):
+                flags.append((fp.path, "changes the test runner's own code (a protected file)"))
             continue
         kept.append(section)
         applied.append(fp.path)

@@ -13,8 +13,13 @@ What a report can say:
 - it never started: the interpreter or pytest could not run (infrastructure);
 - it started but never finished: the process crashed, exited early, hung or was killed
   (whose fault that is, the caller decides, see `swerepair.rewards.tests_pass`);
-- it finished, with verdicts, collection errors, problems and the repository files that
+- it finished, with verdicts, collection errors, problems, the requested ids that name no
+  test (``not_found``: pytest is given the ids' files and the items are narrowed to the ids, so
+  one id that does not exist no longer stops the session) and the repository files that
   registered themselves as pytest plugins.
+
+`RunnerReport` is also what the harness runner (`swerepair.rewards.verifier.harness`) returns,
+with ``mode="harness"``, so that `swerepair.rewards.tests_pass` judges both the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from pathlib import Path
 
 from swerepair.core import ExecResult, Sandbox
 
-__all__ = ["RunnerReport", "run_trusted", "runner_source"]
+__all__ = ["BROKEN_SESSION", "RunnerReport", "run_trusted", "runner_source"]
+
+#: pytest exit statuses that say the session itself broke (internal error, usage error).
+BROKEN_SESSION = (3, 4)
 
 
 @lru_cache(maxsize=1)
@@ -54,6 +62,14 @@ class RunnerReport:
         collect_errors: node ids that failed to collect.
         aborted: the exception that escaped pytest, if one did.
         result: the raw command result (its output is pytest's console output).
+        not_found: requested id -> why the runner found no such test (``no such file or
+            directory``, ``not collected: no such test``); their verdict is ``MISSING``.
+        mode: ``"trusted"`` (this runner) or ``"harness"`` (the repository's own runner).
+        sentinels: the harness runner's sentinel tests, ``{"pass": verdict, "fail": verdict}``
+            (``MISSING`` where the runner did not report one); empty where it adds none. The
+            trusted runner checks its own sentinels and reports a wrong one as a problem.
+        reported: the runner reported at least one verdict (sentinels included).
+        command: the test command the harness runner ran (empty for the trusted runner).
     """
 
     started: bool
@@ -65,10 +81,30 @@ class RunnerReport:
     collect_errors: tuple[str, ...]
     aborted: str | None
     result: ExecResult = field(repr=False)
+    not_found: Mapping[str, str] = field(default_factory=dict)
+    mode: str = "trusted"
+    sentinels: Mapping[str, str] = field(default_factory=dict)
+    reported: bool = True
+    command: str = ""
 
     def verdict(self, test_id: str) -> str:
         """The verdict of `test_id`, ``MISSING`` if it was not reported."""
         return self.verdicts.get(test_id, "MISSING")
+
+    @property
+    def broken(self) -> bool:
+        """The run says nothing about the tests: it did not finish, pytest's session itself broke
+        (trusted runner), or the runner finished without reporting a single verdict (harness)."""
+        if not self.finished:
+            return True
+        if self.mode == "trusted":
+            return self.exit_code in BROKEN_SESSION
+        return not self.reported
+
+    @property
+    def clean(self) -> bool:
+        """A run that says something about the tests: not broken, and no tampering found."""
+        return not self.broken and not self.problems
 
 
 def parse_records(output: str, nonce: str) -> list[dict[str, object]]:
@@ -106,6 +142,7 @@ def run_trusted(sandbox: Sandbox, test_ids: Sequence[str], timeout: float, pytho
     verdicts: dict[str, str] = {}
     finish: Mapping[str, object] = {}
     collect_errors: list[str] = []
+    not_found: dict[str, str] = {}
     aborted: str | None = None
     sentinel = f"swerepair_sentinel_{nonce[:12]}_"
     for r in records:
@@ -114,6 +151,8 @@ def run_trusted(sandbox: Sandbox, test_ids: Sequence[str], timeout: float, pytho
             verdicts[str(r["nodeid"])] = str(r.get("verdict"))
         elif kind == "collect_error":
             collect_errors.append(str(r.get("nodeid")))
+        elif kind == "not_found" and isinstance(r.get("nodeid"), str):
+            not_found[str(r["nodeid"])] = str(r.get("why"))
         elif kind == "aborted":
             aborted = str(r.get("error"))
         elif kind == "finish":
@@ -131,4 +170,6 @@ def run_trusted(sandbox: Sandbox, test_ids: Sequence[str], timeout: float, pytho
         collect_errors=tuple(collect_errors),
         aborted=aborted,
         result=result,
+        not_found=not_found,
+        reported=bool(verdicts) or any(r.get("kind") == "verdict" for r in records),
     )

@@ -1,7 +1,8 @@
-"""Attacks on the bubblewrap sandbox through `env.step` tool calls only, as a policy would make
-them. Each asserts the attack was blocked, contained or harmless; the episode never fails (an
-attack is an observation to the model, not an infrastructure fault). The suite runs as root and,
-through `make security-user`, as an unprivileged user."""
+"""Attacks on the isolating sandboxes (bubblewrap; Docker where an engine answers, marked
+``docker``) through `env.step` tool calls only, as a policy would make them. Each asserts the
+attack was blocked, contained or harmless; the episode never fails (an attack is an observation
+to the model, not an infrastructure fault). The suite runs as root and, through
+`make security-user`, as an unprivileged user (bubblewrap only: the Docker engine is root's)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,31 @@ import time
 import pytest
 
 from swerepair.envs import SweRepairEnv
+from swerepair.envs.sandbox import SandboxConfig
 
 from attack_kit import MARKER, PWNED, apply_patch, host_snapshot, py, shell
+from docker_kit import base_image, needs_docker
 from helpers import needs_bwrap
 
-pytestmark = [needs_bwrap]
-
 TASK = "swerepair__intervals-1"
+
+#: The sandboxes every attack runs against.
+KINDS = [pytest.param("bubblewrap", marks=needs_bwrap), pytest.param("docker", marks=needs_docker)]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request) -> str:
+    return request.param
+
+
+def make_env(kind: str, config: SandboxConfig | None = None, **kwargs) -> SweRepairEnv:
+    """The env of an attack on `kind`: Docker's containers come from the test base image."""
+    config = config or SandboxConfig()
+    if kind == "docker":
+        from dataclasses import replace
+
+        config = replace(config, docker_image=base_image())
+    return SweRepairEnv(tasks="bundled", sandbox=kind, sandbox_config=config, **kwargs)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,10 +53,8 @@ def host_is_clean_afterwards():
 
 
 @pytest.fixture
-def env():
-    e = SweRepairEnv(
-        tasks="bundled", sandbox="bubblewrap", max_tool_calls=50, tool_timeout_s=10, max_context_tokens=10**7
-    )
+def env(kind: str):
+    e = make_env(kind, max_tool_calls=50, tool_timeout_s=10, max_context_tokens=10**7)
     e.reset(options={"task_id": TASK})
     yield e
     e.close()
@@ -59,7 +76,16 @@ def test_no_capabilities_no_root_no_new_privileges(env) -> None:
     assert {got[k] for k in ("CapEff", "CapPrm", "CapBnd", "CapAmb")} == {"0000000000000000"}
     assert got["NoNewPrivs"] == "1" and got["Seccomp"] == "2" and got["uid"] != 0
     # the kernel's own record of who the agent is on the host: the owner of a file it made
-    assert os.stat(env.unwrapped.sandbox.host_repo / "owner-probe").st_uid != 0, "the agent is host root"
+    sandbox = env.unwrapped.sandbox
+    if hasattr(sandbox, "host_repo"):
+        assert os.stat(sandbox.host_repo / "owner-probe").st_uid != 0, "the agent is host root"
+    else:  # Docker: the engine's record (the container shares the host's uids)
+        import io
+        import tarfile
+
+        stream, _ = sandbox.container.get_archive(f"{sandbox.workdir}/owner-probe")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            assert tar.next().uid != 0, "the agent is root"
 
 
 @pytest.mark.parametrize(
@@ -71,7 +97,9 @@ def test_no_capabilities_no_root_no_new_privileges(env) -> None:
     ],
     ids=["usr", "interpreter-prefix", "restricted-bin"],
 )
-def test_read_only_binds_cannot_be_remounted(env, target: str, flags: str) -> None:
+def test_read_only_binds_cannot_be_remounted(env, kind: str, target: str, flags: str) -> None:
+    if kind == "docker" and target == os.path.realpath(os.sys.prefix):
+        target = "/"  # the image's interpreter lives in its read-only root filesystem
     out = py(
         env,
         "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
@@ -133,7 +161,17 @@ def test_unshare_program_fails(env) -> None:
     assert "Operation not permitted" in out
 
 
-def test_host_secrets_are_not_visible(env) -> None:
+def test_host_secrets_are_not_visible(env, kind: str) -> None:
+    if kind == "docker":  # the image's own /etc: its secrets unreadable, nothing of the host's
+        out = py(
+            env,
+            "import os\nfor p in ('/etc/shadow', '/etc/gshadow', '/root', '/etc/sudoers'):\n"
+            "    print(p, os.access(p, os.R_OK))\n"
+            "print('sys-writable', os.access('/sys/kernel', os.W_OK))",
+        )
+        assert "True" not in out, out
+        assert "Error" in py(env, "open('/etc/shadow').read()")
+        return
     out = py(
         env,
         "import os\nfor p in ('/etc/shadow', '/etc/gshadow', '/etc/ssh', '/root/.ssh', '/root/.bash_history', '/sys',"
@@ -195,13 +233,18 @@ def test_a_socket_file_is_refused(env) -> None:
     assert "socket" in apply_patch(env, "sock.py", "a", "b")
 
 
-def test_hard_links_are_not_written_through(env) -> None:
+def test_hard_links_are_not_written_through(env, kind: str) -> None:
     out = py(
         env,
         "import os\ntry:\n    os.link('/usr/bin/env', 'env2')\nexcept OSError as e:\n    print('link:', e.strerror)",
     )
     assert "link:" in out
     py(env, "import os; os.link('README.md', 'alias.md')")
+    if kind == "docker":  # the engine replaces the directory entry: the other name keeps its text
+        before = shell(env, "cat README.md")
+        apply_patch(env, "alias.md", open_first_line(env, "alias.md"), "x")
+        assert shell(env, "cat README.md") == before and "x" in shell(env, "head -1 alias.md")
+        return
     assert "hard links" in apply_patch(env, "alias.md", "", "x") or "hard links" in apply_patch(
         env, "alias.md", open_first_line(env, "README.md"), "x"
     )
@@ -281,20 +324,19 @@ def test_fork_bomb_is_contained(env) -> None:
     assert "ok" in shell(env, "echo ok")  # the next command runs normally
 
 
-def test_memory_bomb_is_contained() -> None:
+def test_memory_bomb_is_contained(kind: str) -> None:
     """Many processes each under the per-process limit: the tree's cgroup stops them together
-    (where the machine gives the sandbox a cgroup; else each process's address-space limit)."""
-    from swerepair.envs.sandbox import ResourceLimits, SandboxConfig
+    (where the machine gives the sandbox a cgroup; else each process's address-space limit;
+    Docker: the container's cgroup)."""
+    from swerepair.envs.sandbox import ResourceLimits
 
     limits = ResourceLimits(memory_bytes=128 << 20, address_space_bytes=512 << 20)
-    e = SweRepairEnv(
-        tasks="bundled", sandbox="bubblewrap", sandbox_config=SandboxConfig(limits=limits), tool_timeout_s=30
-    )
+    e = make_env(kind, SandboxConfig(limits=limits), tool_timeout_s=30)
     e.reset(options={"task_id": TASK})
     code = "import os\nfor _ in range(3):\n    os.fork()\nx = []\nwhile True:\n    x.append(b'x' * (32 << 20))"
     out = py(e, code)
     assert "timed out" not in out and ("MemoryError" in out or "exit code" in out), out
-    cgroup = e.unwrapped.sandbox.cgroup
+    cgroup = getattr(e.unwrapped.sandbox, "cgroup", None)
     if cgroup is not None:  # 8 x 512 MiB allowed per process: only the cgroup's 128 MiB stops them
         assert cgroup.memory_events().get("oom_kill", 0) > 0, cgroup.memory_events()
     e.close()
@@ -306,17 +348,22 @@ def test_cpu_spin_is_killed_at_its_timeout(env) -> None:
     assert "timed out" in out and time.monotonic() - start < 20
 
 
-def test_disk_bomb_is_killed_at_the_budget(tmp_path) -> None:
-    from swerepair.envs.sandbox import ResourceLimits, SandboxConfig
+def test_disk_bomb_is_killed_at_the_budget(kind: str) -> None:
+    from swerepair.envs.sandbox import ResourceLimits
 
     config = SandboxConfig(limits=ResourceLimits(disk_bytes=64 << 20, file_size_bytes=16 << 20))
-    e = SweRepairEnv(tasks="bundled", sandbox="bubblewrap", sandbox_config=config, tool_timeout_s=20)
+    e = make_env(kind, config, tool_timeout_s=20)
     e.reset(options={"task_id": TASK})
     out = py(e, "i = 0\nwhile True:\n    open(f'blob{i}', 'wb').write(b'x' * (8 << 20)); i += 1")
     assert "disk budget" in out
-    from swerepair.envs.sandbox.hostfs import tree_bytes
+    sandbox = e.unwrapped.sandbox
+    if hasattr(sandbox, "host_repo"):
+        from swerepair.envs.sandbox.hostfs import tree_bytes
 
-    assert tree_bytes(e.unwrapped.sandbox.host_repo) < (64 << 20) + (256 << 20)  # overshoot: one sample
+        used = tree_bytes(sandbox.host_repo)
+    else:  # Docker samples once a second: the overshoot is what a second of writing adds
+        used = int(sandbox.run("du -sk .", 30).output.split()[0]) * 1024
+    assert used < (64 << 20) + (256 << 20)  # overshoot: one sample
     e.close()
 
 
