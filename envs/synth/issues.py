@@ -420,7 +420,8 @@ def issue_text(
     title_kind = kind
     if kind == "wrong_value":
         if not facts.get("call"):
-            title_kind = "fails_with" if facts.get("first_error") else "fails"
+            first = str(facts.get("first_error") or "")
+            title_kind = "fails_with" if first and "..." not in first else "fails"
         elif not facts.get("expected") or not facts.get("actual"):
             title_kind = "wrong_value_noexp"
     elif kind in ("exception", "not_raised") and not facts.get("call"):
