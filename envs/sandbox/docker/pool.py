@@ -867,7 +867,10 @@ def sandbox_pool(
 
     settings: PoolConfig = config.docker_pool or PoolConfig()
     host = settings.host or os.environ.get("DOCKER_HOST")
+    # an explicit client is an engine of its own: its containers never mix with the default one's
+    engine_key = None if client is None else id(client)
     key = ("docker-sandbox", settings, repr(config.limits), runtime, workdir, role, host, config.docker_image)
+    key += (engine_key,)
 
     def factory() -> WarmPool:
         from swerepair.envs.sandbox.docker.client import docker_client, remove_container, start_container
