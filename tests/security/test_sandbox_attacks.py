@@ -361,7 +361,7 @@ def test_disk_bomb_is_killed_at_the_budget(kind: str) -> None:
         from swerepair.envs.sandbox.hostfs import tree_bytes
 
         used = tree_bytes(sandbox.host_repo)
-    else:  # Docker samples once a second: the overshoot is what a second of writing adds
+    else:  # Docker samples every 0.1 s: the overshoot is what that (plus one du) lets through
         used = int(sandbox.run("du -sk .", 30).output.split()[0]) * 1024
     assert used < (64 << 20) + (256 << 20)  # overshoot: one sample
     e.close()

@@ -24,7 +24,7 @@ container instead of namespaces made per command; see docs/docker.md):
   the host reads the workspace or takes the diff.
 - **Resources.** Memory (no swap), process count and CPU for the whole container (its
   cgroup); CPU seconds, address space, file size and open files per process; a disk budget
-  for the workspace (checked every second while a command runs and when it ends); tmpfs
+  for the workspace (checked every 0.1 s while a command runs and when it ends); tmpfs
   sizes; wall-clock timeout; output cap.
 - **Host-side operations.** Files go in and out one at a time through the engine's archive
   API: a path is resolved component by component, symlinks followed only while they stay in
@@ -43,8 +43,8 @@ What is not covered:
   under gVisor when the engine has that runtime (docs/docker.md says how to register it).
 - The engine is root (rootless podman through ``DOCKER_HOST`` is not): whoever can reach its
   socket is root on that machine. The agent never can (it has no network and no socket).
-- The disk budget is sampled once a second: a command can overshoot it by what it writes in a
-  second (each file capped by the per-file size limit).
+- The disk budget is sampled every 0.1 s: a command can overshoot it by what it writes in a
+  tenth of a second and one `du` (each file capped by the per-file size limit).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ agent=$!
 timer=$!
 if [ @BUDGET_KB@ -gt 0 ]; then
   (
-    while @SLEEP@ 1; do
+    while @SLEEP@ 0.1; do
       used=$(@DU@ -sxk @WORKDIR@ 2>/dev/null) || continue
       if [ $(( ${used%%[!0-9]*} - $(<@TOOLS@/base-kb) )) -gt @BUDGET_KB@ ]; then kill -USR1 $$; exit 0; fi
     done
