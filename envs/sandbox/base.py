@@ -100,6 +100,17 @@ def _base_env(home: str) -> dict[str, str]:
     }
 
 
+def bash_command(cmd: str, *, restricted: bool, path: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that run `cmd` with bash in a sandbox: ``bash -r`` for the
+    restricted shell, no profile or rc files either way; `path` is the command's PATH (the
+    restricted programs, or the interpreter's directory and the system's)."""
+    env = _base_env("/tmp") | {"PATH": path}
+    if restricted:
+        env["SHELL"] = "/bin/bash"
+        return ["/bin/bash", "--noprofile", "--norc", "-r", "-c", cmd], env
+    return ["/bin/bash", "--noprofile", "--norc", "-c", cmd], env
+
+
 class WorkspaceSandbox(ABC):
     """A sandbox over a host directory holding the episode's copy of the repository."""
 
@@ -146,12 +157,8 @@ class WorkspaceSandbox(ABC):
         limit for this command."""
         if self._closed:
             raise SandboxError("sandbox is closed")
-        if restricted:
-            env = _base_env("/tmp") | {"PATH": self.rbin_path, "SHELL": "/bin/bash"}
-            inner = ["/bin/bash", "--noprofile", "--norc", "-r", "-c", cmd]
-        else:
-            env = _base_env("/tmp") | {"PATH": self._python_path()}
-            inner = ["/bin/bash", "--noprofile", "--norc", "-c", cmd]
+        path = self.rbin_path if restricted else self._python_path()
+        inner, env = bash_command(cmd, restricted=restricted, path=path)
         limit = max_output_bytes if max_output_bytes is not None else self.config.limits.max_output_bytes
         return self._launch(inner, env, timeout, stdin, limit)
 

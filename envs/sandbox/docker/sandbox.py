@@ -70,7 +70,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from swerepair.core import ExecResult, SandboxError, Task
-from swerepair.envs.sandbox.base import _DIFF_EXCLUDES, _SAFE_GIT, DIFF_LIMIT_BYTES, SandboxConfig, _base_env
+from swerepair.envs.sandbox.base import (
+    _DIFF_EXCLUDES,
+    _SAFE_GIT,
+    DIFF_LIMIT_BYTES,
+    SandboxConfig,
+    bash_command,
+)
 from swerepair.envs.sandbox.docker.client import (
     TOOLS_DIR,
     docker_client,
@@ -587,12 +593,7 @@ class DockerSandbox:
         limit for this command."""
         if self._closed:
             raise SandboxError("sandbox is closed")
-        if restricted:
-            env = _base_env("/tmp") | {"PATH": RBIN, "SHELL": "/bin/bash"}
-            inner = ["/bin/bash", "--noprofile", "--norc", "-r", "-c", cmd]
-        else:
-            env = _base_env("/tmp") | {"PATH": self._path}
-            inner = ["/bin/bash", "--noprofile", "--norc", "-c", cmd]
+        inner, env = bash_command(cmd, restricted=restricted, path=RBIN if restricted else self._path)
         limit = max_output_bytes if max_output_bytes is not None else self.config.limits.max_output_bytes
         limits = self.config.limits
         cpu = limits.cpu_seconds if limits.cpu_seconds is not None else int(timeout) + 5
