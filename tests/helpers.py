@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -143,3 +144,14 @@ def tiny_run_config(root: Path, name: str = "run", **changes: Any) -> Any:
     from swerepair.trainers.config import load_config
 
     return load_config(overrides={**TINY_RUN, "output_dir": str(root / name), **changes})
+
+
+def token_reward(ep: Any, task: Any) -> float:
+    """A reward with variance within a group: a hash of the ids the model generated, in [0, 1).
+
+    Two episodes score the same only when they generated the same ids, so a group of sampled
+    episodes is informative (a coarser reward, such as the ids' sum mod 7, ties one group in seven
+    and makes a test that expects an update fail by chance)."""
+    ids = [t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m]
+    digest = hashlib.sha256(",".join(map(str, ids)).encode()).digest()
+    return int.from_bytes(digest[:6], "big") / 2**48

@@ -24,9 +24,10 @@ torch = pytest.importorskip("torch")
 from swerepair.agents.inference.http import free_port  # noqa: E402
 from swerepair.trainers.config import ConfigError, load_config  # noqa: E402
 
-from helpers import TINY_RUN  # noqa: E402
+from helpers import TINY_RUN, token_reward  # noqa: E402
 
 CHILD = r"""
+import hashlib
 import json
 import os
 import sys
@@ -42,7 +43,8 @@ stage, run, params_out = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 
 
 def reward(ep, task):
-    return (sum(t for t, m in zip(ep.tokens, ep.loss_mask) if m) % 7) / 7
+    ids = [t for t, m in zip(ep.tokens, ep.loss_mask) if m]
+    return int.from_bytes(hashlib.sha256(",".join(map(str, ids)).encode()).digest()[:6], "big") / 2**48
 
 
 def snapshot(trainer):
@@ -104,11 +106,6 @@ print("RESULT " + json.dumps(out))
 SETTINGS: dict[str, Any] = {**TINY_RUN, "max_new_tokens": 8, "max_steps": 3, "dtype": "float32"}
 
 
-def reward(ep: Any, task: Any) -> float:
-    """As the child's: the generated ids' sum, mod 7, over 7."""
-    return (sum(t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m) % 7) / 7
-
-
 def run_child(stage: int, run: Path, params_out: Path, cache: Path, *, launcher: bool) -> dict[str, Any]:
     """Run the child for `stage`, with the environment a launcher sets (`launcher`) or without."""
     env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK")}
@@ -149,7 +146,7 @@ def plain_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SWEREPAIR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         config = load_config(overrides={**SETTINGS, "output_dir": str(root / "run")})
-        trainer = GRPOTrainer(config, episode_reward=reward)
+        trainer = GRPOTrainer(config, episode_reward=token_reward)
         records = trainer.train(steps=2)
     params = {n: p.detach().clone() for n, p in trainer.policy_model.trainable_parameters().items()}
     return {"records": records, "params": params}

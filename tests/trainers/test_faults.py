@@ -43,7 +43,7 @@ pytest.importorskip("peft")
 from swerepair.agents import Scaffold, Tool, nano_agent  # noqa: E402
 from swerepair.agents.inference.http import free_port  # noqa: E402
 from swerepair.agents.policies.scripted import hermes_call  # noqa: E402
-from swerepair.core import Episode, Task  # noqa: E402
+from swerepair.core import Task  # noqa: E402
 from swerepair.envs.env import SweRepairEnv  # noqa: E402
 from swerepair.envs.sandbox import make_sandbox  # noqa: E402
 from swerepair.envs.sandbox import workspace as workspace_module  # noqa: E402
@@ -52,7 +52,7 @@ from swerepair.trainers.config import ConfigError, TrainConfig  # noqa: E402
 from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
 from swerepair.trainers.metrics import FAILURE_REASONS, read_metrics  # noqa: E402
 
-from helpers import TOY_FILES, make_repo, tiny_run_config  # noqa: E402
+from helpers import TOY_FILES, make_repo, tiny_run_config, token_reward  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::swerepair.envs.sandbox.LocalSandboxWarning")
 
@@ -71,11 +71,6 @@ def make_config(root: Path, **changes: Any) -> TrainConfig:
     """Two LoRA steps of 2 tasks x 2 episodes in one micro-batch; every step updates if any
     episode is kept."""
     return tiny_run_config(root, **{"micro_batch_size": 4, "drop_zero_variance": False, **changes})
-
-
-def token_reward(ep: Episode, task: Any) -> float:
-    """A reward with variance within a group (the tiny model's patch reward is always 0)."""
-    return (sum(t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m) % 7) / 7
 
 
 def with_env(trainer: GRPOTrainer, **changes: Any) -> None:

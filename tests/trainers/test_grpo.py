@@ -29,7 +29,7 @@ from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
 from swerepair.trainers.metrics import read_metrics  # noqa: E402
 from swerepair.trainers.shaping import localization  # noqa: E402
 
-from helpers import tiny_run_config  # noqa: E402
+from helpers import tiny_run_config, token_reward  # noqa: E402
 
 
 def make_config(root: Path, name: str = "run", **changes: Any) -> TrainConfig:
@@ -40,11 +40,6 @@ def make_config(root: Path, name: str = "run", **changes: Any) -> TrainConfig:
 def generated(ep: Episode) -> list[int]:
     """The token ids the model generated in `ep`."""
     return [t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m]
-
-
-def token_reward(ep: Episode, task: Any) -> float:
-    """A reward with variance within a group: the generated ids' sum, mod 7, over 7."""
-    return (sum(generated(ep)) % 7) / 7
 
 
 def episodes_of(run_dir: Path, step: int) -> list[dict[str, Any]]:

@@ -24,13 +24,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 np = pytest.importorskip("numpy")
 
-from swerepair.core import Episode  # noqa: E402
 from swerepair.trainers.config import TrainConfig  # noqa: E402
 from swerepair.trainers.episodes import step_seed  # noqa: E402
 from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
 from swerepair.trainers.metrics import read_metrics  # noqa: E402
 
-from helpers import tiny_run_config  # noqa: E402
+from helpers import tiny_run_config, token_reward  # noqa: E402
 
 #: What DeepSpeed's or torch.distributed's set-up used to leave in the environment.
 LAUNCHER_VARS = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "DS_ACCELERATOR"}
@@ -41,11 +40,6 @@ def make_config(root: Path, name: str, **changes: Any) -> TrainConfig:
     """Two LoRA steps of 2 tasks x 2 episodes, one short turn each; LoRA dropout on, so that the
     update draws from the global torch generator."""
     return tiny_run_config(root, name, **{"max_new_tokens": 8, "lora_dropout": 0.1, "tensorboard": True, **changes})
-
-
-def token_reward(ep: Episode, task: Any) -> float:
-    """A reward with variance within a group (the tiny model's patch reward is always 0)."""
-    return (sum(t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m) % 7) / 7
 
 
 def global_rng() -> tuple[Any, Any, Any]:

@@ -27,6 +27,8 @@ from swerepair.trainers.trl_backend import (  # noqa: E402
     unsupported_settings,
 )
 
+from helpers import token_reward  # noqa: E402
+
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 TASKS = ["swerepair__intervals-5", "swerepair__durations-1"]
 
@@ -50,11 +52,6 @@ def config(tmp_path: Path, **changes: Any) -> Any:
         max_steps=2,
     )
     return load_config(overrides=base | changes)
-
-
-def generated_sum_reward(ep: Episode, task: Any) -> float:
-    """Differs between episodes (the tiny model's patch reward is always 0)."""
-    return (sum(t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m) % 7) / 7
 
 
 def spy_on_loss(trainer: Any) -> list[dict[str, Any]]:
@@ -83,7 +80,7 @@ def received_rows(seen: list[dict[str, Any]]) -> list[tuple[list[int], list[int]
 
 
 def test_two_trl_steps_train_lora_and_mask_tool_output(tmp_path: Path) -> None:
-    trainer = build_trl_trainer(config(tmp_path), episode_reward=generated_sum_reward)
+    trainer = build_trl_trainer(config(tmp_path), episode_reward=token_reward)
     assert isinstance(trainer, trl.GRPOTrainer)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     assert before and all("lora_" in n for n in before)
@@ -131,7 +128,7 @@ def test_two_trl_steps_train_lora_and_mask_tool_output(tmp_path: Path) -> None:
 
 
 def test_failed_episodes_carry_no_loss_and_no_advantage(tmp_path: Path) -> None:
-    trainer = build_trl_trainer(config(tmp_path, max_steps=1), episode_reward=generated_sum_reward)
+    trainer = build_trl_trainer(config(tmp_path, max_steps=1), episode_reward=token_reward)
     rollout = trainer.rollout_func
 
     def broken_for_intervals(patch: str, task: Any) -> float:
