@@ -208,6 +208,7 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 
 def test_pusher_updates_a_vllm_shaped_server_and_its_greedy_output_matches_the_trainer() -> None:
     from fake_vllm import fake_vllm_server
+    from helpers import token_reward
 
     from swerepair.agents.inference.hf_backend import HFBackend
     from swerepair.agents.inference.models import load_model
@@ -271,9 +272,6 @@ def test_grpo_trains_against_a_vllm_shaped_server(tmp_path: Path) -> None:
     from swerepair.trainers.config import load_config
     from swerepair.trainers.grpo import GRPOTrainer
 
-    def reward(episode: Any, task: Any) -> float:
-        return (sum(episode.tokens) % 7) / 7
-
     with fake_vllm_server() as url:
         config = load_config(
             overrides=dict(
@@ -295,7 +293,7 @@ def test_grpo_trains_against_a_vllm_shaped_server(tmp_path: Path) -> None:
                 max_steps=2,
             )
         )
-        with GRPOTrainer(config, episode_reward=reward) as trainer:
+        with GRPOTrainer(config, episode_reward=token_reward) as trainer:
             records = trainer.train()
             statuses = trainer.pusher.rpc(url, "swerepair_status")
         assert [s["version"] for s in statuses] == [2]  # the initial push (0), then one per step
