@@ -208,7 +208,6 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 
 def test_pusher_updates_a_vllm_shaped_server_and_its_greedy_output_matches_the_trainer() -> None:
     from fake_vllm import fake_vllm_server
-    from helpers import token_reward
 
     from swerepair.agents.inference.hf_backend import HFBackend
     from swerepair.agents.inference.models import load_model
@@ -271,6 +270,8 @@ def test_grpo_trains_against_a_vllm_shaped_server(tmp_path: Path) -> None:
 
     from swerepair.trainers.config import load_config
     from swerepair.trainers.grpo import GRPOTrainer
+
+    from helpers import token_reward
 
     with fake_vllm_server() as url:
         config = load_config(
