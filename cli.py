@@ -3,6 +3,8 @@
 swerepair tasks list      [--tasks SRC]
 swerepair tasks validate  [--tasks SRC] [--task-id ID ...] [--sandbox KIND] [--jobs N]
 swerepair tasks synth     --repo PATH --out FILE [--seed N] [--makers a,b] [--history] [--limit N] [--jobs N]
+swerepair envs build      --tasks SRC [--jobs N] [--installer uv|pip] [--lock]: Docker-free environments
+swerepair envs list|prune|report   show, reclaim, and say which instances run Docker-free
 swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
 swerepair solve           --model NAME [--task-id ID ...] [--max-tool-calls N] --out FILE
 swerepair check           validate the bundled tasks, then play one scripted episode
@@ -231,6 +233,183 @@ def _maker_names() -> list[str]:
     from swerepair.envs.synth.mutators import MAKERS
 
     return list(MAKERS)
+
+
+def _env_root(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from swerepair.envs.pyenvs import default_root
+
+    return Path(args.root) if args.root else default_root()
+
+
+def cmd_envs_build(args: argparse.Namespace) -> int:
+    from swerepair.envs.pyenvs import BuildOptions, build_environments
+    from swerepair.envs.pyenvs.build import resolve_installer
+    from swerepair.envs.pyenvs.manage import describe, human_bytes
+    from swerepair.envs.tasks import load_tasks
+
+    if args.jobs < 1:
+        print(f"swerepair envs build: error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    tasks = _select(load_tasks(args.tasks, repos=args.repos, dataset=args.source), args.task_id)
+    try:
+        options = BuildOptions(
+            root=_env_root(args), installer=args.installer, lock=args.lock, force=args.force, timeout_s=args.timeout
+        )
+        resolve_installer(options.installer)
+    except ValueError as exc:
+        print(f"swerepair envs build: error: {exc}", file=sys.stderr)
+        return 2
+
+    def report(plan: Any, result: Any) -> None:
+        record = result.record
+        size = (
+            f", {human_bytes(record['own_bytes'])} own of {human_bytes(record['disk_bytes'])}"
+            if record.get("disk_bytes")
+            else ""
+        )
+        python = (record.get("python") or {}).get("version", "")
+        why = f": {result.reason}" if result.reason else ""
+        print(
+            f"{result.status:8s} {plan.key} ({len(plan.tasks)} task(s), Python {python or '?'}, "
+            f"{result.seconds:.1f}s{size}){why}",
+            file=sys.stderr,
+        )
+        for note in record.get("notes") or ():
+            print(f"         note: {note}", file=sys.stderr)
+
+    results = build_environments(tasks, options, jobs=args.jobs, progress=not args.no_progress, on_result=report)
+    ok = sum(r.ok for _, r in results)
+    print(f"{ok}/{len(results)} environments ready under {options.root}")
+    if args.json:
+        print(describe(results))
+    return 0 if ok == len(results) else 1
+
+
+def cmd_envs_list(args: argparse.Namespace) -> int:
+    from swerepair.envs.pyenvs import list_environments
+    from swerepair.envs.pyenvs.build import disk_usage
+    from swerepair.envs.pyenvs.manage import human_bytes
+
+    root = _env_root(args)
+    infos = list_environments(root)
+    if args.json:
+        print(json.dumps([{k: v for k, v in vars(i).items() if k != "record"} for i in infos]))
+        return 0
+    for info in infos:
+        reason = info.record.get("reason") or "; ".join(info.record.get("blockers") or ())
+        print(
+            f"{info.status:8s} {info.key:48s} Python {info.python or '?':8s} "
+            f"{human_bytes(info.own_bytes):>9s} own {human_bytes(info.disk_bytes):>9s} total"
+            + (f"  {reason}" if info.status != "ok" and reason else "")
+        )
+    store = disk_usage(root / "store")[0] if (root / "store").is_dir() else 0
+    own = sum(i.own_bytes for i in infos)
+    print(f"{len(infos)} environment(s) under {root}: {human_bytes(own)} own, shared store {human_bytes(store)}")
+    return 0
+
+
+def cmd_envs_prune(args: argparse.Namespace) -> int:
+    from swerepair.envs.pyenvs import prune_environments
+    from swerepair.envs.pyenvs.manage import human_bytes
+    from swerepair.envs.tasks import load_tasks
+
+    statuses = [s for s, on in (("failed", args.failed), ("blocked", args.failed), ("partial", args.partial)) if on]
+    if not (args.tasks or statuses or args.all or args.store):
+        print(
+            "swerepair envs prune: error: say what to remove: --tasks FILE (keep its environments), "
+            "--failed, --partial, --all or --store",
+            file=sys.stderr,
+        )
+        return 2
+    keep = load_tasks(args.tasks, repos=args.repos, dataset=args.source) if args.tasks else None
+    removed, freed = prune_environments(
+        _env_root(args), keep=keep, statuses=statuses, everything=args.all, store=args.store, dry_run=args.dry_run
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    for info in removed:
+        print(f"{verb} {info.key} ({info.status}, {human_bytes(info.own_bytes)})")
+    print(f"{verb} {len(removed)} environment(s){' and the store' if args.store else ''}: {human_bytes(freed)}")
+    return 0
+
+
+def cmd_envs_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from swerepair.envs.pyenvs import compatibility_report
+    from swerepair.envs.sandbox import make_sandbox, resolve_kind
+    from swerepair.envs.tasks import load_tasks
+    from swerepair.envs.validate import validate_task
+
+    tasks = _select(load_tasks(args.tasks, repos=args.repos, dataset=args.source), args.task_id)
+    root = _env_root(args)
+    validate = None
+    if args.validate:
+        kind = resolve_kind(args.sandbox)
+
+        def validate(task: Any) -> Any:
+            return validate_task(task, lambda t: make_sandbox(kind, t, _sandbox_config(root)), args.timeout)
+
+    rows, markdown = compatibility_report(tasks, root, validate=validate)
+    if args.out:
+        Path(args.out).write_text(markdown, encoding="utf-8")
+        print(f"report: {args.out}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([vars(r) for r in rows]))
+    else:
+        sys.stdout.write(markdown)
+    return 0
+
+
+def _sandbox_config(root: Any) -> Any:
+    from swerepair.envs.sandbox import SandboxConfig
+
+    return SandboxConfig(environments=str(root))
+
+
+def _add_envs_parsers(sub: Any) -> None:
+    envs = sub.add_parser("envs", help="Docker-free environments for real instances: build, list, prune, report")
+    esub = envs.add_subparsers(dest="envs_command", required=True)
+
+    def common(p: argparse.ArgumentParser, tasks: bool) -> None:
+        p.add_argument("--root", default=None, help="environments' directory (default: <cache>/envs)")
+        if tasks:
+            _add_task_args(p)
+            p.add_argument("--task-id", action="append", help="only this task's environment (repeatable)")
+
+    p = esub.add_parser("build", help="build each (repository, version) environment of a task set from PyPI")
+    common(p, True)
+    p.add_argument("--jobs", type=int, default=1, help="environments built in parallel")
+    p.add_argument("--installer", default="auto", choices=["auto", "uv", "pip"], help="auto: uv where installed")
+    p.add_argument("--lock", action="store_true", help="rebuild each environment from its lock.txt")
+    p.add_argument("--force", action="store_true", help="rebuild environments that are already built")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds one build step may take")
+    p.add_argument("--json", action="store_true", help="also print a JSON summary as the last line")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_envs_build)
+    p = esub.add_parser("list", help="environments, their status and disk")
+    common(p, False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_envs_list)
+    p = esub.add_parser("prune", help="remove environments and reclaim disk")
+    common(p, False)
+    p.add_argument("--tasks", default=None, help="keep the environments this task set uses, remove the others")
+    p.add_argument("--repos", default=None)
+    p.add_argument("--source", default="auto")
+    p.add_argument("--failed", action="store_true", help="remove failed and blocked builds")
+    p.add_argument("--partial", action="store_true", help="remove builds that never finished")
+    p.add_argument("--all", action="store_true", help="remove every environment")
+    p.add_argument("--store", action="store_true", help="also empty the shared package store")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.set_defaults(fn=cmd_envs_prune)
+    p = esub.add_parser("report", help="which instances run Docker-free, which need Docker, and why")
+    common(p, True)
+    p.add_argument("--validate", action="store_true", help="also validate each built instance in the sandbox")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds for one test run (--validate)")
+    p.add_argument("--out", default=None, help="write the Markdown report here")
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of Markdown")
+    p.set_defaults(fn=cmd_envs_report)
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -469,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds for one test run")
     p.set_defaults(fn=cmd_tasks_validate)
     _add_synth_parser(tsub)
+    _add_envs_parsers(sub)
 
     p = sub.add_parser("solve", help="run tasks with a model and write token-exact episodes as JSONL")
     _add_task_args(p)

@@ -8,6 +8,8 @@ works, else local with a loud warning).
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from typing import TYPE_CHECKING
 
 from swerepair.core import ExecResult, Sandbox, SandboxError, Task
@@ -38,6 +40,7 @@ __all__ = [
     "make_sandbox",
     "resolve_kind",
     "runsc_available",
+    "with_task_environment",
 ]
 
 SANDBOX_KINDS = ("auto", "bubblewrap", "gvisor", "docker", "local")
@@ -77,6 +80,7 @@ def make_sandbox(
         raise SandboxError("bubblewrap cannot create namespaces here; use sandbox='local'")
     if kind == "gvisor" and not runsc_available():
         raise SandboxError("the gVisor sandbox needs runsc (apt-get install runsc) and root")
+    config = with_task_environment(task, config)
     checkout = prepare_checkout(task)
     episode_dir, repo_dir = new_workspace(checkout, parent=config.tmp_dir)
     cls = {"bubblewrap": BubblewrapSandbox, "gvisor": GVisorSandbox}.get(kind, LocalSandbox)
@@ -87,3 +91,15 @@ def make_sandbox(
 
         shutil.rmtree(episode_dir, ignore_errors=True)
         raise
+
+
+def with_task_environment(task: Task, config: SandboxConfig) -> SandboxConfig:
+    """`config` with `task`'s built Docker-free environment as its interpreter, where there is one
+    (`swerepair.envs.pyenvs.environment_for`) and `config` leaves the interpreter to the default."""
+    if config.environments is None or config.python != sys.executable:
+        return config
+    from swerepair.envs.pyenvs.manage import environment_for
+
+    root = None if config.environments == "auto" else config.environments
+    python = environment_for(task, root)
+    return config if python is None else dataclasses.replace(config, python=str(python))

@@ -63,6 +63,10 @@ class SandboxConfig:
             must have it registered); default: the engine's.
         docker_pool: the Docker sandbox's warm pool and image disk budget
             (`swerepair.envs.sandbox.docker.pool.PoolConfig`); default: its defaults.
+        environments: where Docker-free environments are looked up
+            (`swerepair.envs.pyenvs`): ``"auto"`` (the default root), a directory, or None
+            (never). A task whose environment is built there runs with its interpreter, unless
+            `python` was set to another interpreter than the running one.
     """
 
     limits: ResourceLimits = field(default_factory=ResourceLimits)
@@ -73,6 +77,7 @@ class SandboxConfig:
     docker_image: str | None = None
     docker_runtime: str | None = None
     docker_pool: PoolConfig | None = None
+    environments: str | None = "auto"
 
 
 def _base_env(home: str) -> dict[str, str]:
