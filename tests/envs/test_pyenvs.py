@@ -320,7 +320,8 @@ def test_gold_scores_one_and_empty_zero_in_bubblewrap(built: dict[str, Any], mon
             try:
                 env.reset(options={"task_id": task.instance_id})
                 # the agent's shell has the environment too
-                obs = env.unwrapped._ep.sandbox.run("python -c 'import toolz; print(toolz.__version__)'", 60, restricted=True)
+                probe = "python -c 'import toolz; print(toolz.__version__)'"
+                obs = env.unwrapped._ep.sandbox.run(probe, 60, restricted=True)
                 assert obs.output.strip() == PINS[task.extra["version"]]
                 for turn in [*turns, *["I am done."] * 10]:
                     _, reward, terminated, truncated, info = env.step(turn)
