@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 import pytest
 
-from swerepair.agents.policies.scripted import gold_turns
+from swerepair.agents.policies.scripted import gold_turns, hermes_call
 from swerepair.envs.pyenvs import (
     BuildOptions,
     build_environments,
@@ -313,7 +313,13 @@ def test_gold_scores_one_and_empty_zero_in_bubblewrap(built: dict[str, Any], mon
     monkeypatch.setenv("SWEREPAIR_CACHE", str(built["root"]))  # <cache>/envs is the built root: found by default
     tasks = load_tasks(built["path"])
     for task in tasks:
-        for turns, expected in ((gold_turns(task.patch), 1.0), ([], 0.0)):
+        # the editable install puts /workspace/src on sys.path, so a sitecustomize written there
+        # would run in the verifier's interpreter (here: min becomes max, and the bug's test
+        # passes): the verifier drops start-up hooks from the patch, and the bug stays a bug
+        hook = "import builtins; builtins.min = builtins.max"
+        write_hook = f"python -c \"open('src/sitecustomize.py', 'w').write('{hook}')\""
+        cheat = [hermes_call("shell", {"cmd": write_hook}), "Done."]
+        for turns, expected in ((gold_turns(task.patch), 1.0), ([], 0.0), (cheat, 0.0)):
             env = gym.make(
                 "SweRepair-v0", tasks=str(built["path"]), sandbox="bubblewrap", reward="tests_pass", max_tool_calls=8
             )
@@ -323,11 +329,20 @@ def test_gold_scores_one_and_empty_zero_in_bubblewrap(built: dict[str, Any], mon
                 probe = "python -c 'import toolz; print(toolz.__version__)'"
                 obs = env.unwrapped._ep.sandbox.run(probe, 60, restricted=True)
                 assert obs.output.strip() == PINS[task.extra["version"]]
+                # ... read-only: the agent cannot change what the verifier will import
+                write = 'python -c \'import toolz; open(toolz.__file__, "a").write("x")\''
+                obs = env.unwrapped._ep.sandbox.run(write, 60, restricted=True)
+                # (mounted read-only; started by root, the agent is also not the files' owner)
+                assert obs.exit_code != 0 and (
+                    "Read-only file system" in obs.output or "Permission denied" in obs.output
+                )
                 for turn in [*turns, *["I am done."] * 10]:
                     _, reward, terminated, truncated, info = env.step(turn)
                     if terminated or truncated:
                         break
                 assert reward == expected, info
+                if turns is cheat:
+                    assert info["verifier"]["dropped_files"][0]["path"] == "src/sitecustomize.py"
             finally:
                 env.close()
 
