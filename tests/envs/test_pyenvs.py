@@ -414,3 +414,25 @@ def test_concurrent_builders_of_one_environment_build_it_once(built: dict[str, A
     assert build_environment(plan, options).status == "built"
     removed, freed = prune_environments(tmp_path / "envs", keep=[], store=True)
     assert [i.key for i in removed] == [plan.key] and freed > 0 and not (tmp_path / "envs" / "store").exists()
+
+
+def test_real_specs_plan_as_the_harness_installs_them(tmp_path: Path) -> None:
+    from swerepair.core import Task
+
+    def plan_of(repo: str, version: str) -> Any:
+        task = Task(
+            f"{repo.replace('/', '__')}-1", repo, "0" * 40, "", "", "", (), (),
+            extra={"dataset": "princeton-nlp/SWE-bench_Verified", "version": version},
+        )  # fmt: skip
+        plan = plan_environments([task])[0][0]
+        read_requirements(plan, tmp_path)
+        return plan
+
+    requests = plan_of("psf/requests", "2.0")
+    assert (requests.spec.python, requests.requirements, requests.blockers) == ("3.9", ["pytest"], [])
+    assert requests.install == "python -m pip install -e ." and "made editable" in requests.notes[0]
+    sympy = plan_of("sympy/sympy", "1.12")
+    assert sympy.requirements == ["mpmath", "flake8"] and "mpmath==1.3.0" in sympy.pip_packages
+    assert not sympy.blockers
+    matplotlib = plan_of("matplotlib/matplotlib", "3.5")
+    assert any("apt-get" in b for b in matplotlib.blockers)  # system packages: needs Docker
