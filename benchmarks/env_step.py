@@ -19,7 +19,10 @@ and, in the same run, a bare ``subprocess.run(["true"])`` as the floor a step is
 plus the cold cost of a task's first reset (checkout and restricted bin built from scratch in a
 fresh ``SWEREPAIR_CACHE``), measured once.
 
-Run:  .venv/bin/python benchmarks/env_step.py [--json] [--n N]
+With --built-env, two more rows: bubblewrap on a task of ``benchmarks/pyenvs.py`` with its
+Docker-free environment built from PyPI, and the same task with the host's interpreter.
+
+Run:  .venv/bin/python benchmarks/env_step.py [--json] [--n N] [--built-env]
 With --json the figures are also printed as one JSON object on the last line of stdout.
 """
 
@@ -175,10 +178,63 @@ def bench_kind(kind: str, n_resets: int, n_steps: int) -> dict[str, dict[str, fl
     return {"reset_ms": pct(resets), "step_ms": pct(steps)}
 
 
+def built_env_rows(n_resets: int, n_steps: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Reset and step in bubblewrap on one task of benchmarks/pyenvs.py, with its built
+    environment and with the host's interpreter (``SandboxConfig(environments=None)``)."""
+    from pathlib import Path
+
+    from pyenvs import make_tasks  # benchmarks/pyenvs.py
+
+    from swerepair.envs.pyenvs import BuildOptions, build_environments
+    from swerepair.envs.sandbox import SandboxConfig
+    from swerepair.envs.tasks import load_tasks
+
+    out = {}
+    old = os.environ.get("SWEREPAIR_CACHE")
+    with tempfile.TemporaryDirectory(prefix="swerepair-bench-envs-") as tmp:
+        os.environ["SWEREPAIR_CACHE"] = os.path.join(tmp, "cache")
+        try:
+            path = make_tasks(Path(tmp))
+            tasks = load_tasks(path)
+            ((_, built),) = build_environments(tasks[:1], BuildOptions(root=Path(tmp) / "envs"))
+            if not built.ok:
+                raise SystemExit(f"building the environment failed: {built.reason}")
+            task_id = tasks[0].instance_id
+            for kind, where in (("bubblewrap+built-env", str(Path(tmp) / "envs")), ("bubblewrap+host-python", None)):
+                env = SweRepairEnv(
+                    tasks=str(path),
+                    sandbox="bubblewrap",
+                    sandbox_config=SandboxConfig(environments=where),
+                    max_tool_calls=10_000,
+                    max_context_tokens=10**9,
+                    max_wall_s=1e9,
+                )
+                env.reset(options={"task_id": task_id})
+                resets = timed(lambda env=env: env.reset(options={"task_id": task_id}), n_resets)
+                env.reset(options={"task_id": task_id})
+                for _ in range(3):
+                    env.step(ACTION)
+                steps = timed(lambda env=env: env.step(ACTION), n_steps)
+                env.close()
+                out[kind] = {"reset_ms": pct(resets), "step_ms": pct(steps)}
+        finally:
+            if old is None:
+                os.environ.pop("SWEREPAIR_CACHE", None)
+            else:
+                os.environ["SWEREPAIR_CACHE"] = old
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=None, help="samples of each measurement (default: 50 resets, 100 steps)")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON on the last line")
+    ap.add_argument(
+        "--built-env",
+        action="store_true",
+        help="also measure bubblewrap with a Docker-free environment built from PyPI (benchmarks/pyenvs.py's "
+        "task) beside the host interpreter on the same task (needs the package index and uv)",
+    )
     args = ap.parse_args()
     if args.n is not None and args.n < 1:
         ap.error("--n must be at least 1")
@@ -212,6 +268,8 @@ def main() -> int:
                 n_resets, n_steps = min(n_resets, 20), min(n_steps, 50)
             result[kind] = bench_kind(kind, n_resets, n_steps)
             result[kind]["n"] = {"resets": n_resets, "steps": n_steps}
+        if args.built_env and "bubblewrap" in kinds:
+            result.update(built_env_rows(args.n_resets, args.n_steps))
         subprocess.run(["true"])  # warm-up
         result["bare_subprocess_ms"] = pct(timed(lambda: subprocess.run(["true"]), args.n_steps))
     result["target_reset_ms"] = TARGET_RESET_MS
@@ -228,6 +286,12 @@ def main() -> int:
         rows.append((what, kind, str(n["resets"]), f"{r['p50']:.2f}", f"{r['p90']:.2f}", ""))
         ratio = f"{s['p50'] / bare['p50']:.1f}x" if bare["p50"] > 0 else "n/a"
         rows.append(("step (shell true)", kind, str(n["steps"]), f"{s['p50']:.2f}", f"{s['p90']:.2f}", ratio))
+    for kind in ("bubblewrap+built-env", "bubblewrap+host-python"):
+        if kind in result:
+            r, s = result[kind]["reset_ms"], result[kind]["step_ms"]
+            rows.append(("reset", kind, str(args.n_resets), f"{r['p50']:.2f}", f"{r['p90']:.2f}", ""))
+            ratio = f"{s['p50'] / bare['p50']:.1f}x" if bare["p50"] > 0 else "n/a"
+            rows.append(("step (shell true)", kind, str(args.n_steps), f"{s['p50']:.2f}", f"{s['p90']:.2f}", ratio))
     rows.append(("bare subprocess", "-", str(args.n_steps), f"{bare['p50']:.2f}", f"{bare['p90']:.2f}", "1.0x"))
     rows.append(("cold prepare", kinds[0], "1", f"{result['cold_prepare_ms']:.2f}", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
