@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -199,8 +200,9 @@ def _write_record(env_dir: Path, record: Mapping[str, Any]) -> None:
     os.replace(tmp, env_dir / RECORD)
 
 
+@functools.lru_cache(maxsize=1)
 def _pip_config() -> dict[str, str]:
-    """pip's effective settings (``pip config list``), so that uv uses the same indexes."""
+    """pip's effective settings (``pip config list``, read once), so that uv uses the same indexes."""
     try:
         out = subprocess.run(
             [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
@@ -219,7 +221,7 @@ def _uv_environment(store: Path) -> dict[str, str]:
     """uv's environment: the shared store as its cache, hard links, and pip's indexes."""
     env = {"UV_CACHE_DIR": str(store), "UV_LINK_MODE": "hardlink", "UV_PYTHON_DOWNLOADS": "never"}
     if not any(k in os.environ for k in ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_INDEX")):
-        pip = _pip_config()
+        pip = dict(_pip_config())
         if pip.get("index-url"):
             env["UV_DEFAULT_INDEX"] = pip["index-url"]
         if pip.get("extra-index-url"):

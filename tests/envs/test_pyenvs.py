@@ -436,3 +436,15 @@ def test_real_specs_plan_as_the_harness_installs_them(tmp_path: Path) -> None:
     assert not sympy.blockers
     matplotlib = plan_of("matplotlib/matplotlib", "3.5")
     assert any("apt-get" in b for b in matplotlib.blockers)  # system packages: needs Docker
+
+
+@pytest.mark.slow
+def test_pip_builds_the_same_environment_with_copies(built: dict[str, Any], tmp_path: Path) -> None:
+    plan, _ = built["results"][0]
+    result = build_environment(plan, BuildOptions(root=tmp_path / "envs", installer="pip"))
+    assert result.status == "built", result.reason
+    record = result.record
+    assert record["installer"] == "pip" and [s["step"] for s in record["steps"]][:2] == ["venv", "pip_packages"]
+    python = venv_python(tmp_path / "envs" / plan.key)
+    assert run_python(python, "import toolz; print(toolz.__version__)") == PINS["1.0"]
+    assert record["own_bytes"] == record["disk_bytes"]  # no store: every file is its own copy
