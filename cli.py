@@ -7,6 +7,7 @@ swerepair envs build      --tasks SRC [--jobs N] [--installer uv|pip] [--lock]: 
 swerepair envs list|prune|report   show, reclaim, and say which instances run Docker-free
 swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
 swerepair solve           --model NAME [--task-id ID ...] [--max-tool-calls N] --out FILE
+swerepair eval            --model NAME [--adapter DIR] [--samples K] --out DIR | --episodes FILE | --compare A B
 swerepair check           validate the bundled tasks, then play one scripted episode
 swerepair train           [--preset NAME] [--config FILE] [--resume DIR] [--FIELD VALUE ...]
 swerepair serve           [--model NAME] [--port N] [--engine vllm]: OpenAI-compatible server with weight updates
@@ -441,22 +442,19 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0 if terminated and not info.get("failed") else 1
 
 
-def cmd_solve(args: argparse.Namespace) -> int:
-    import functools
-
-    from swerepair.agents.scaffold import nano_agent
-    from swerepair.envs.env import SweRepairEnv, render_transcript
-    from swerepair.envs.rollout import run_episodes
-
-    scaffold = nano_agent()
+def _policy(args: argparse.Namespace, scaffold: Any) -> Any:
+    """The policy `solve` and `eval` run: the hf backend over a local model (with ``--adapter``
+    merged in), or an OpenAI-compatible server."""
     if args.backend == "hf":
         from swerepair.agents.inference.chat import ChatRenderer
         from swerepair.agents.inference.hf_backend import HFBackend
-        from swerepair.agents.inference.models import load_model
+        from swerepair.agents.inference.models import apply_adapter, load_model
         from swerepair.agents.policies.model import ModelPolicy
 
         print(f"loading {args.model} ...", file=sys.stderr)
         model, tokenizer = load_model(args.model, device=args.device)
+        if getattr(args, "adapter", None):
+            model = apply_adapter(model, args.adapter)
         backend = HFBackend(
             model,
             tokenizer,
@@ -465,18 +463,119 @@ def cmd_solve(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             seed=args.seed,
         )
-        policy: Any = ModelPolicy(backend, ChatRenderer(tokenizer, scaffold.tool_schemas()))
-    else:
-        from swerepair.agents.policies.openai import OpenAIPolicy
+        return ModelPolicy(backend, ChatRenderer(tokenizer, scaffold.tool_schemas()))
+    if getattr(args, "adapter", None):
+        raise SystemExit("--adapter needs --backend hf (a server serves its own weights)")
+    from swerepair.agents.policies.openai import OpenAIPolicy
 
-        policy = OpenAIPolicy(
-            base_url=args.base_url,
-            model=args.model,
-            tools=scaffold.tool_schemas(),
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_tokens=args.max_new_tokens,
+    return OpenAIPolicy(
+        base_url=args.base_url,
+        model=args.model,
+        tools=scaffold.tool_schemas(),
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_tokens=args.max_new_tokens,
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import functools
+    from pathlib import Path
+
+    from swerepair.evals.report import compare, compare_markdown, load_outcomes, markdown, plot, summarize
+
+    if args.compare:
+        a_path, b_path = args.compare
+        try:
+            a, b = load_outcomes(a_path), load_outcomes(b_path)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"swerepair eval: error: {exc}", file=sys.stderr)
+            return 2
+        result = compare(a, b)
+        text = compare_markdown(result, Path(a_path).name or str(a_path), Path(b_path).name or str(b_path))
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "compare.md").write_text(text, encoding="utf-8")
+            (Path(args.out) / "compare.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+            sa = summarize(a, name=Path(a_path).name)
+            sb = summarize(b, name=Path(b_path).name)
+            plot([sa, sb], Path(args.out) / "compare.png")
+        sys.stdout.write(text)
+        return 0
+    if not args.out:
+        print("swerepair eval: error: --out DIR is required", file=sys.stderr)
+        return 2
+    ks = sorted({int(k) for k in (_list_arg(args.pass_at) or ["1"])})
+    if args.samples < 1 or any(k < 1 or k > args.samples for k in ks):
+        print(f"swerepair eval: error: need 1 <= k <= --samples ({args.samples}) for --pass-at", file=sys.stderr)
+        return 2
+    from swerepair.evals.run import evaluate, write_report
+
+    if args.episodes:
+        try:
+            records = [json.loads(line) for line in Path(args.episodes).read_text().splitlines() if line.strip()]
+        except (OSError, ValueError) as exc:
+            print(f"swerepair eval: error: {args.episodes}: {exc}", file=sys.stderr)
+            return 2
+        summary = write_report(
+            args.out, records, name=args.name or Path(args.episodes).stem, model=args.model or "", ks=ks
         )
+    else:
+        if not args.model:
+            print("swerepair eval: error: --model (or --episodes FILE) is required", file=sys.stderr)
+            return 2
+        from swerepair.agents.scaffold import nano_agent
+        from swerepair.envs.env import SweRepairEnv
+
+        if args.temperature is None:
+            args.temperature = 0.0 if args.samples == 1 else 0.8
+        scaffold = nano_agent()
+        policy = _policy(args, scaffold)
+        make_env = functools.partial(
+            SweRepairEnv,
+            tasks=_task_set(args),
+            repos=args.repos,
+            sandbox=args.sandbox,
+            scaffold=scaffold,
+            reward=args.reward,
+            max_tool_calls=args.max_tool_calls,
+            max_context_tokens=args.max_context_tokens,
+        )
+        tasks = make_env().tasks
+        ids = args.task_id or [t.instance_id for t in tasks]
+        if args.split:
+            wanted = {line.strip() for line in Path(args.split).read_text().splitlines() if line.strip()}
+            ids = [i for i in ids if i in wanted]
+        unknown = sorted(set(ids) - {t.instance_id for t in tasks})
+        if unknown:
+            print(f"swerepair eval: error: unknown task id(s): {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        started = time.monotonic()
+
+        def progress(running: int, finished: int) -> None:
+            total = len(ids) * args.samples
+            print(
+                f"[{time.monotonic() - started:6.1f}s] {finished}/{total} episodes, {running} running", file=sys.stderr
+            )
+
+        episodes = evaluate(make_env, policy, ids, samples=args.samples, seed=args.seed, on_step=progress)
+        name = args.name or (Path(args.adapter).name if args.adapter else args.model)
+        model = args.model + (f"+{args.adapter}" if args.adapter else "")
+        summary = write_report(args.out, episodes, name=name, model=model, ks=ks)
+    sys.stdout.write(markdown(summary))
+    print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    import functools
+
+    from swerepair.agents.scaffold import nano_agent
+    from swerepair.envs.env import SweRepairEnv, render_transcript
+    from swerepair.envs.rollout import run_episodes
+
+    scaffold = nano_agent()
+    policy = _policy(args, scaffold)
     make_env = functools.partial(
         SweRepairEnv,
         tasks=_task_set(args),
@@ -655,6 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", required=True, help="tiny-qwen3, smollm2-135m, a local model path, or the served model name"
     )
+    p.add_argument("--adapter", default=None, help="LoRA adapter: its directory, a checkpoint, or a run directory")
     p.add_argument("--task-id", action="append", help="task to run (repeatable; default: the first task)")
     p.add_argument("--episodes", type=int, default=1, help="episodes per task (a group)")
     p.add_argument("--backend", choices=["hf", "openai"], default="hf")
@@ -671,6 +771,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="append the episodes to this JSONL file")
     p.set_defaults(fn=cmd_solve)
+
+    p = sub.add_parser(
+        "eval", help="run a policy over a task set (or score episodes) and report rates with CIs; --compare A B"
+    )
+    _add_task_args(p)
+    p.add_argument("--model", default=None, help="tiny-qwen3, smollm2-135m, a local model path, or a served name")
+    p.add_argument("--adapter", default=None, help="LoRA adapter: its directory, a checkpoint, or a run directory")
+    p.add_argument("--backend", choices=["hf", "openai"], default="hf")
+    p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="OpenAI-compatible server (--backend openai)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--task-id", action="append", help="evaluate only this task (repeatable)")
+    p.add_argument("--split", default=None, help="file of instance ids, one a line: evaluate only these")
+    p.add_argument("--samples", type=int, default=1, help="episodes per task (k)")
+    p.add_argument("--pass-at", default="1", help="comma-separated k for unbiased pass@k (each <= --samples)")
+    p.add_argument("--reward", default="tests_pass", help="the env's reward (default: the task's tests)")
+    p.add_argument("--max-tool-calls", type=int, default=30)
+    p.add_argument("--max-context-tokens", type=int, default=8192)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--temperature", type=float, default=None, help="default: 0 (greedy) for one sample, else 0.8")
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes", default=None, help="score these episodes (JSONL) instead of running a policy")
+    p.add_argument("--name", default=None, help="the run's name in reports")
+    p.add_argument("--out", default=None, help="directory for episodes, predictions, report.{json,md,png}")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None, help="compare two eval directories")
+    p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("serve", help="OpenAI-compatible server over a local model, with live weight updates")
     p.add_argument("--model", default="tiny-qwen3", help="tiny-qwen3, smollm2-135m or a local model directory")

@@ -20,6 +20,7 @@ FOLDERS = {
     "agents": "swerepair.agents",
     "trainers": "swerepair.trainers",
     "rewards": "swerepair.rewards",
+    "evals": "swerepair.evals",
 }
 #: Modules at the repository root, installed as ``swerepair.<name>``.
 ROOT_MODULES = ("__init__", "__main__", "core", "cli")
@@ -62,7 +63,9 @@ ALLOWED: dict[str, set[str]] = {
         "swerepair.rewards",
     },
     "swerepair.trainers": set(_BELOW_TRAINERS),
-    "swerepair.cli": {*_BELOW_TRAINERS, "swerepair", "swerepair.trainers"},
+    # evaluation runs policies over envs and reads episodes; it needs nothing of training
+    "swerepair.evals": set(_BELOW_TRAINERS),
+    "swerepair.cli": {*_BELOW_TRAINERS, "swerepair", "swerepair.trainers", "swerepair.evals"},
     "swerepair.__main__": {"swerepair.cli"},
 }
 

@@ -50,3 +50,28 @@ def load_model(name_or_path: str, *, device: str = "cpu", dtype: Any = None) -> 
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def adapter_dir(path: str | Path) -> Path:
+    """The PEFT adapter directory at `path`: the directory itself (it holds
+    ``adapter_config.json``), or a training checkpoint's ``model/`` (``<run>/checkpoints/step-N``),
+    or a run directory's newest checkpoint. `FileNotFoundError` naming what was looked for."""
+    root = Path(path)
+    candidates = [root, root / "model"]
+    checkpoints = sorted((root / "checkpoints").glob("step-*"), key=lambda p: p.name) if root.is_dir() else []
+    if checkpoints:
+        candidates.append(checkpoints[-1] / "model")
+    for candidate in candidates:
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"no LoRA adapter (adapter_config.json) in {root}, {root}/model or its newest checkpoint")
+
+
+def apply_adapter(model: Any, path: str | Path) -> Any:
+    """`model` with the LoRA adapter at `path` (`adapter_dir`) merged into its weights: the
+    returned model is a plain causal LM that generates as the adapted policy."""
+    from peft import PeftModel
+
+    merged = PeftModel.from_pretrained(model, str(adapter_dir(path))).merge_and_unload()
+    merged.eval()
+    return merged
