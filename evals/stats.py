@@ -20,7 +20,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     ``1 - C(n - c, k) / C(n, k)`` (Chen et al., 2021), the probability that at least one of `k`
     samples drawn without replacement from the `n` is correct.
 
-    >>> pass_at_k(10, 3, 1), round(pass_at_k(10, 3, 5), 4), pass_at_k(10, 0, 5), pass_at_k(4, 1, 4)
+    >>> round(pass_at_k(10, 3, 1), 4), round(pass_at_k(10, 3, 5), 4), pass_at_k(10, 0, 5), pass_at_k(4, 1, 4)
     (0.3, 0.9167, 0.0, 1.0)
     """
     if not 0 <= c <= n:
