@@ -8,6 +8,7 @@ swerepair envs list|prune|report   show, reclaim, and say which instances run Do
 swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out FILE]
 swerepair solve           --model NAME [--task-id ID ...] [--max-tool-calls N] --out FILE
 swerepair eval            --model NAME [--adapter DIR] [--samples K] --out DIR | --episodes FILE | --compare A B
+swerepair expert          --model NAME --out FILE [--episodes N]: scripted expert episodes (SFT data)
 swerepair check           validate the bundled tasks, then play one scripted episode
 swerepair train           [--preset NAME] [--config FILE] [--resume DIR] [--FIELD VALUE ...]
 swerepair serve           [--model NAME] [--port N] [--engine vllm]: OpenAI-compatible server with weight updates
@@ -567,6 +568,71 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_expert(args: argparse.Namespace) -> int:
+    import functools
+    from pathlib import Path
+
+    from swerepair.agents.inference.chat import ChatRenderer
+    from swerepair.agents.inference.models import model_path
+    from swerepair.agents.policies.expert import ExpertPolicy, expert_turns
+    from swerepair.agents.scaffold import nano_agent
+    from swerepair.envs.env import SweRepairEnv
+    from swerepair.envs.rollout import run_episodes
+
+    if args.episodes < 1:
+        print(f"swerepair expert: error: --episodes must be at least 1, got {args.episodes}", file=sys.stderr)
+        return 2
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_path(args.model), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        print(f"swerepair expert: error: cannot load the tokenizer of {args.model!r}: {exc}", file=sys.stderr)
+        return 2
+    scaffold = nano_agent()
+    renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
+    make_env = functools.partial(
+        SweRepairEnv,
+        tasks=_task_set(args),
+        repos=args.repos,
+        sandbox=args.sandbox,
+        scaffold=scaffold,
+        reward=args.reward,
+        max_tool_calls=args.max_tool_calls,
+    )
+    tasks = _select(make_env().tasks, args.task_id)
+    if args.split:
+        wanted = {line.strip() for line in Path(args.split).read_text().splitlines() if line.strip()}
+        tasks = [t for t in tasks if t.instance_id in wanted]
+    kept = written = skipped = 0
+    started = time.monotonic()
+    with open(args.out, "a", encoding="utf-8") as fh:
+        for n in range(args.episodes):
+            scripts, ids = {}, []
+            for task in tasks:
+                if task.problem_statement in scripts:
+                    continue  # two tasks with one issue text: the first one's script only
+                try:
+                    scripts[task.problem_statement] = expert_turns(task, seed=args.seed + n)
+                except ValueError as exc:
+                    skipped += 1
+                    print(f"skipped {task.instance_id}: {exc}", file=sys.stderr)
+                    continue
+                ids.append(task.instance_id)
+            policy = ExpertPolicy(renderer, scripts)
+            for ep in run_episodes(make_env, policy, ids, seed=args.seed + n):
+                written += 1
+                if args.keep_all or ep.reward >= 1.0:
+                    kept += 1
+                    fh.write(json.dumps(ep.to_json(), default=str) + "\n")
+            print(
+                f"[{time.monotonic() - started:6.1f}s] round {n + 1}/{args.episodes}: {kept}/{written} kept",
+                file=sys.stderr,
+            )
+    print(f"{kept} expert episode(s) of {written} appended to {args.out} ({skipped} task(s) skipped)")
+    return 0 if kept else 1
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     import functools
 
@@ -599,6 +665,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     episodes = run_episodes(make_env, policy, task_ids, seed=args.seed, on_step=progress)
     with open(args.out, "a", encoding="utf-8") as fh:
         for ep in episodes:
+            if args.keep_resolved and ep.reward < 1.0:
+                continue  # distillation: only what solved its task
             fh.write(json.dumps(ep.to_json(), default=str) + "\n")
     for ep in episodes:
         print(f"\n===== {ep.instance_id}: {ep.info.get('exit_reason')}, reward {ep.reward}")
@@ -770,7 +838,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="append the episodes to this JSONL file")
+    p.add_argument("--keep-resolved", action="store_true", help="append only episodes with reward 1 (distillation)")
     p.set_defaults(fn=cmd_solve)
+
+    p = sub.add_parser("expert", help="scripted expert episodes from gold patches, token-exact for a model's template")
+    _add_task_args(p)
+    p.add_argument("--model", required=True, help="the model whose chat template and tokenizer the episodes use")
+    p.add_argument("--task-id", action="append", help="only this task (repeatable)")
+    p.add_argument("--split", default=None, help="file of instance ids, one a line: only these")
+    p.add_argument("--episodes", type=int, default=1, help="episodes per task, each with its own variations")
+    p.add_argument("--reward", default="tests_pass", help="the env's reward (kept episodes score 1)")
+    p.add_argument("--max-tool-calls", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep-all", action="store_true", help="also keep episodes that did not score 1")
+    p.add_argument("--out", required=True, help="append the episodes to this JSONL file")
+    p.set_defaults(fn=cmd_expert)
 
     p = sub.add_parser(
         "eval", help="run a policy over a task set (or score episodes) and report rates with CIs; --compare A B"

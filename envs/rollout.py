@@ -33,7 +33,6 @@ from typing import Any
 from swerepair.agents.inference.backend import GenerationError
 from swerepair.agents.policies.base import Policy
 from swerepair.agents.policies.episode import EpisodeBuilder
-from swerepair.agents.policies.model import ModelPolicy
 from swerepair.core import Episode
 from swerepair.envs.env import SweRepairEnv
 from swerepair.envs.sandbox import TaskRepositoryError
@@ -66,7 +65,8 @@ def run_episodes(
     def parallel(fn: Callable[..., Any], *iterables: Sequence[Any]) -> list[Any]:
         return list(pool.map(fn, *iterables)) if pool is not None else list(map(fn, *iterables))
 
-    exact = isinstance(policy, ModelPolicy)
+    # token-exact policies (ModelPolicy, ExpertPolicy) grow each episode's sequence themselves
+    exact = callable(getattr(policy, "start", None)) and callable(getattr(policy, "act_on", None))
     obs: list[list[dict[str, Any]]] = []
     builders: list[EpisodeBuilder | None] = []
     results: list[Episode | None] = [None] * len(task_ids)
