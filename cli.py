@@ -9,6 +9,7 @@ swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out F
 swerepair solve           --model NAME [--task-id ID ...] [--max-tool-calls N] --out FILE
 swerepair eval            --model NAME [--adapter DIR] [--samples K] --out DIR | --episodes FILE | --compare A B
 swerepair expert          --model NAME --out FILE [--episodes N]: scripted expert episodes (SFT data)
+swerepair sft             --episodes FILE [--replay CHAT.jsonl] [--kl-coef L]: LoRA SFT, then train --init-adapter
 swerepair check           validate the bundled tasks, then play one scripted episode
 swerepair train           [--preset NAME] [--config FILE] [--resume DIR] [--FIELD VALUE ...]
 swerepair serve           [--model NAME] [--port N] [--engine vllm]: OpenAI-compatible server with weight updates
@@ -454,8 +455,8 @@ def _policy(args: argparse.Namespace, scaffold: Any) -> Any:
 
         print(f"loading {args.model} ...", file=sys.stderr)
         model, tokenizer = load_model(args.model, device=args.device)
-        if getattr(args, "adapter", None):
-            model = apply_adapter(model, args.adapter)
+        for adapter in getattr(args, "adapter", None) or ():
+            model = apply_adapter(model, adapter)
         backend = HFBackend(
             model,
             tokenizer,
@@ -560,8 +561,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
 
         episodes = evaluate(make_env, policy, ids, samples=args.samples, seed=args.seed, on_step=progress)
-        name = args.name or (Path(args.adapter).name if args.adapter else args.model)
-        model = args.model + (f"+{args.adapter}" if args.adapter else "")
+        name = args.name or (Path(args.adapter[-1]).name if args.adapter else args.model)
+        model = "+".join([args.model, *(args.adapter or ())])
         summary = write_report(args.out, episodes, name=name, model=model, ks=ks)
     sys.stdout.write(markdown(summary))
     print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
@@ -631,6 +632,58 @@ def cmd_expert(args: argparse.Namespace) -> int:
             )
     print(f"{kept} expert episode(s) of {written} appended to {args.out} ({skipped} task(s) skipped)")
     return 0 if kept else 1
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from swerepair.trainers.config import ConfigError, load_config
+    from swerepair.trainers.sft import SFTSettings, SFTTrainer
+
+    overrides = {
+        "model": args.model,
+        "device": args.device,
+        "output_dir": args.output_dir,
+        "overwrite": args.overwrite,
+        "seed": args.seed,
+        "lr": args.lr,
+        "warmup_steps": args.warmup_steps,
+        "lora_rank": args.lora_rank,
+        "lora_alpha": args.lora_alpha,
+        "lora_layers": args.lora_layers,
+        "micro_batch_size": args.micro_batch_size,
+        "progress": not args.no_progress,
+        "tensorboard": not args.no_tensorboard,
+    }
+    try:
+        missing = [e for e in args.episodes if not Path(e).is_file()]
+        if missing:
+            raise ConfigError(f"no such episodes file: {', '.join(missing)}")
+        if args.replay and not Path(args.replay).is_file():
+            raise ConfigError(f"no such replay file: {args.replay}")
+        config = load_config(overrides=overrides)
+        settings = SFTSettings(
+            episodes=tuple(args.episodes),
+            min_reward=None if args.min_reward is None or args.min_reward < 0 else args.min_reward,
+            replay=args.replay,
+            replay_ratio=args.replay_ratio,
+            kl_coef=args.kl_coef,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            max_tokens=args.max_tokens,
+        )
+        trainer = SFTTrainer(config, settings)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"swerepair sft: error: {exc}", file=sys.stderr)
+        return 2
+    before = trainer.evaluate()
+    records = trainer.train()
+    print(
+        f"sft: {len(trainer.examples)} episodes, {len(records)} steps; per trained token: CE {before['ce']:.4f} -> "
+        f"{records[-1]['sft/ce']:.4f} (last step), KL {records[-1]['sft/kl']:.4f}; "
+        f"adapter: {args.output_dir}/checkpoints"
+    )
+    return 0
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
@@ -822,7 +875,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", required=True, help="tiny-qwen3, smollm2-135m, a local model path, or the served model name"
     )
-    p.add_argument("--adapter", default=None, help="LoRA adapter: its directory, a checkpoint, or a run directory")
+    p.add_argument(
+        "--adapter", action="append", default=None, help="LoRA adapter (directory, checkpoint or run), merged in order"
+    )
     p.add_argument("--task-id", action="append", help="task to run (repeatable; default: the first task)")
     p.add_argument("--episodes", type=int, default=1, help="episodes per task (a group)")
     p.add_argument("--backend", choices=["hf", "openai"], default="hf")
@@ -840,6 +895,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="append the episodes to this JSONL file")
     p.add_argument("--keep-resolved", action="store_true", help="append only episodes with reward 1 (distillation)")
     p.set_defaults(fn=cmd_solve)
+
+    p = sub.add_parser("sft", help="supervised fine-tuning (LoRA) on episodes, the first stage before GRPO")
+    p.add_argument("--model", default="smollm2-135m", help="tiny-qwen3, smollm2-135m or a local model directory")
+    p.add_argument("--episodes", action="append", required=True, help="episode JSONL (repeatable)")
+    p.add_argument("--min-reward", type=float, default=1.0, help="keep episodes with at least this reward (-1: all)")
+    p.add_argument("--replay", default=None, help='general chat data, JSONL of {"messages": [...]}')
+    p.add_argument("--replay-ratio", type=float, default=0.2, help="share of each epoch drawn from --replay")
+    p.add_argument("--kl-coef", type=float, default=0.05, help="weight of KL(student || base)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=4, help="examples per optimizer step")
+    p.add_argument("--micro-batch-size", type=int, default=1, help="examples per forward pass")
+    p.add_argument("--max-tokens", type=int, default=4096, help="longer examples are cut")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--lora-alpha", type=float, default=16.0)
+    p.add_argument("--lora-layers", default="last_third", help="all, last_third, last_half or indices like 8,9")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output-dir", default="runs/sft")
+    p.add_argument("--overwrite", action="store_true", help="start over in an output dir that holds a run")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-tensorboard", action="store_true")
+    p.set_defaults(fn=cmd_sft)
 
     p = sub.add_parser("expert", help="scripted expert episodes from gold patches, token-exact for a model's template")
     _add_task_args(p)
@@ -859,7 +938,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_task_args(p)
     p.add_argument("--model", default=None, help="tiny-qwen3, smollm2-135m, a local model path, or a served name")
-    p.add_argument("--adapter", default=None, help="LoRA adapter: its directory, a checkpoint, or a run directory")
+    p.add_argument(
+        "--adapter", action="append", default=None, help="LoRA adapter (directory, checkpoint or run), merged in order"
+    )
     p.add_argument("--backend", choices=["hf", "openai"], default="hf")
     p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="OpenAI-compatible server (--backend openai)")
     p.add_argument("--device", default="cpu")

@@ -77,6 +77,10 @@ class TrainConfig:
     """Names of the linear layers that get adapters."""
     lora_layers: str = "last_third"
     """Which decoder layers get adapters: all, last_third, last_half, or indices like 8,9,10."""
+    init_adapter: str | None = None
+    """A LoRA adapter merged into the model before training (the SFT stage's run directory, a
+    checkpoint, or an adapter directory): GRPO then trains a second adapter over it, and the
+    reference policy of ``beta`` is the model with that adapter (the SFT policy)."""
     gradient_checkpointing: bool = True
     """Recompute decoder activations in the backward pass instead of storing them."""
 
@@ -261,6 +265,8 @@ class TrainConfig:
             raise ConfigError(f"eps_low must be below 1, got {self.eps_low!r}")
         if self.weight_push == "adapter" and (self.finetune != "lora" or self.server_engine != "swerepair"):
             raise ConfigError("weight_push adapter needs finetune lora and server_engine swerepair")
+        if self.init_adapter and self.weight_push == "adapter":
+            raise ConfigError("init_adapter needs weight_push merged: a server holds the base model without it")
         if self.async_rollouts and not self.servers:
             raise ConfigError("async_rollouts needs servers: in-process generation would share the model being trained")
         if self.async_rollouts and self.max_staleness < 1:

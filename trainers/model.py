@@ -487,4 +487,10 @@ def build_policy_model(config: TrainConfig) -> PolicyModel:
     # the global generators, a trainer's while it builds, are as they were
     with torch.random.fork_rng(devices=_cuda_devices(device)):
         causal_lm, tokenizer = load_model(config.model, device=str(device), dtype=dtype)
+    if config.init_adapter:
+        # stage two: the SFT adapter becomes part of the frozen weights; the LoRA added below is
+        # the only thing trained, and disabling it gives the SFT policy back (the reference)
+        from swerepair.agents.inference.models import apply_adapter
+
+        causal_lm = apply_adapter(causal_lm, config.init_adapter)
     return PolicyModel(config, causal_lm, tokenizer, device)
