@@ -9,6 +9,8 @@ swerepair play            [--tasks SRC] [--task-id ID] [--sandbox KIND] [--out F
 swerepair solve           --model NAME [--task-id ID ...] [--max-tool-calls N] --out FILE
 swerepair eval            --model NAME [--adapter DIR] [--samples K] --out DIR | --episodes FILE | --compare A B
 swerepair expert          --model NAME --out FILE [--episodes N]: scripted expert episodes (SFT data)
+swerepair pipeline        [--model NAME] [--output-dir DIR]: expert -> SFT -> GRPO, each stage evaluated
+swerepair merge           --model NAME --adapter DIR [--adapter DIR] --out DIR: one model for serving
 swerepair sft             --episodes FILE [--replay CHAT.jsonl] [--kl-coef L]: LoRA SFT, then train --init-adapter
 swerepair check           validate the bundled tasks, then play one scripted episode
 swerepair train           [--preset NAME] [--config FILE] [--resume DIR] [--FIELD VALUE ...]
@@ -686,6 +688,64 @@ def cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from swerepair.agents.inference.models import apply_adapter, load_model
+
+    try:
+        model, tokenizer = load_model(args.model)
+        for adapter in args.adapter:
+            model = apply_adapter(model, adapter)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        print(f"swerepair merge: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    print(
+        f"{args.model} + {len(args.adapter)} adapter(s) merged into {out}: serve it with swerepair serve --model {out}"
+    )
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from swerepair.envs.tasks import load_tasks
+    from swerepair.evals.pipeline import PipelineSettings, run_pipeline
+
+    settings = PipelineSettings(
+        model=args.model,
+        tasks=args.tasks,
+        heldout_fraction=args.heldout_fraction,
+        train_tasks=args.train_tasks,
+        heldout_tasks=args.heldout_tasks,
+        expert_episodes=args.expert_episodes,
+        sft_epochs=args.sft_epochs,
+        sft_lr=args.sft_lr,
+        kl_coef=args.kl_coef,
+        replay=args.replay,
+        grpo_steps=args.grpo_steps,
+        group_size=args.group_size,
+        grpo_lr=args.grpo_lr,
+        beta=args.beta,
+        max_tool_calls=args.max_tool_calls,
+        max_new_tokens=args.max_new_tokens,
+        eval_samples=args.eval_samples,
+        seed=args.seed,
+    )
+    ids = [t.instance_id for t in load_tasks(args.tasks)]
+    started = time.monotonic()
+    try:
+        results = run_pipeline(args.output_dir, settings, ids)
+    except (RuntimeError, ValueError) as exc:
+        print(f"swerepair pipeline: error: {exc}", file=sys.stderr)
+        return 1
+    print(results["markdown"])
+    print(f"pipeline finished in {time.monotonic() - started:.0f}s; {args.output_dir}/results.md")
+    return 0
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     import functools
 
@@ -919,6 +979,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-tensorboard", action="store_true")
     p.set_defaults(fn=cmd_sft)
+
+    p = sub.add_parser("merge", help="merge LoRA adapters into the model and save it (for serving)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--adapter", action="append", required=True, help="adapter, checkpoint or run dir (in order)")
+    p.add_argument("--out", required=True, help="directory for the merged model and its tokenizer")
+    p.set_defaults(fn=cmd_merge)
+
+    p = sub.add_parser(
+        "pipeline", help="expert episodes, SFT, GRPO and evaluation of each stage, with a before/after table"
+    )
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--tasks", default="bundled")
+    p.add_argument("--output-dir", default="runs/pipeline")
+    p.add_argument("--heldout-fraction", type=float, default=0.3)
+    p.add_argument("--train-tasks", type=int, default=0, help="cap the training split (0: all)")
+    p.add_argument("--heldout-tasks", type=int, default=0, help="cap the held-out split (0: all)")
+    p.add_argument("--expert-episodes", type=int, default=2)
+    p.add_argument("--sft-epochs", type=int, default=2)
+    p.add_argument("--sft-lr", type=float, default=5e-4)
+    p.add_argument("--kl-coef", type=float, default=0.05)
+    p.add_argument("--replay", default=None)
+    p.add_argument("--grpo-steps", type=int, default=4)
+    p.add_argument("--group-size", type=int, default=4)
+    p.add_argument("--grpo-lr", type=float, default=1e-4)
+    p.add_argument("--beta", type=float, default=0.02)
+    p.add_argument("--max-tool-calls", type=int, default=10)
+    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--eval-samples", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_pipeline)
 
     p = sub.add_parser("expert", help="scripted expert episodes from gold patches, token-exact for a model's template")
     _add_task_args(p)
