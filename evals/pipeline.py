@@ -2,7 +2,8 @@
 
 1. **split** the task set into a training and a held-out part (seeded; written to the run);
 2. **expert episodes** on the training tasks (``swerepair expert``), token-exact for the model;
-3. **evaluate the base model** on both splits (``swerepair eval``);
+3. **evaluate the base model** on both splits (``swerepair eval``, one run over both, reported
+   per split);
 4. **SFT** on the expert episodes (``swerepair sft``), then evaluate;
 5. **GRPO** on a second adapter over the SFT one (``swerepair train --init-adapter``), on the
    training tasks, then evaluate;
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from swerepair.evals.report import compare, load_outcomes
+from swerepair.evals.run import write_report
 
 __all__ = ["PipelineSettings", "run_pipeline", "split_tasks"]
 
@@ -142,16 +144,27 @@ def run_pipeline(run: str | Path, settings: PipelineSettings, task_ids: Sequence
         run / "expert.jsonl",
     )  # fmt: skip
 
+    (run / "all.txt").write_text("".join(i + "\n" for i in [*train, *heldout]), encoding="utf-8")
+
     def evaluate(stage: str, adapters: Sequence[str]) -> None:
-        for split in splits:
-            out = run / "eval" / f"{stage}-{split}"
-            step(
-                f"eval-{stage}-{split}",
-                ["eval", "--model", s.model, *[a for ad in adapters for a in ("--adapter", ad)], *common,
-                 "--split", str(run / f"{split}.txt"), "--samples", str(s.eval_samples), *budgets,
-                 "--max-context-tokens", str(s.max_context_tokens), "--name", f"{stage} ({split})", "--out", str(out)],
-                out / "report.json",
-            )  # fmt: skip
+        # one run over both splits (one model load, one batch of episodes), reported per split
+        out = run / "eval" / stage
+        step(
+            f"eval-{stage}",
+            ["eval", "--model", s.model, *[a for ad in adapters for a in ("--adapter", ad)], *common,
+             "--split", str(run / "all.txt"), "--samples", str(s.eval_samples), *budgets,
+             "--max-context-tokens", str(s.max_context_tokens), "--name", stage, "--out", str(out)],
+            out / "report.json",
+        )  # fmt: skip
+        records = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines() if line.strip()]
+        for split, ids in splits.items():
+            wanted = set(ids)
+            write_report(
+                run / "eval" / f"{stage}-{split}",
+                [r for r in records if r["instance_id"] in wanted],
+                name=f"{stage} ({split})",
+                model="+".join([s.model, *adapters]),
+            )
 
     evaluate("base", [])
     sft_dir = run / "sft"

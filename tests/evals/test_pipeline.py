@@ -57,4 +57,4 @@ def test_sft_then_grpo_then_eval_end_to_end(tmp_path: Path) -> None:
     assert model.generate(**tokenizer("def f():", return_tensors="pt"), max_new_tokens=2).shape[1] > 0
     # a second run resumes: every step is found done
     again = subprocess.run(command, capture_output=True, text=True)
-    assert again.returncode == 0 and again.stdout.count("done before") == 10
+    assert again.returncode == 0 and again.stdout.count("done before") == 7
