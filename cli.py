@@ -678,12 +678,11 @@ def cmd_sft(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"swerepair sft: error: {exc}", file=sys.stderr)
         return 2
-    before = trainer.evaluate()
     records = trainer.train()
     print(
-        f"sft: {len(trainer.examples)} episodes, {len(records)} steps; per trained token: CE {before['ce']:.4f} -> "
-        f"{records[-1]['sft/ce']:.4f} (last step), KL {records[-1]['sft/kl']:.4f}; "
-        f"adapter: {args.output_dir}/checkpoints"
+        f"sft: {len(trainer.examples)} episodes, {len(records)} steps; per trained token: CE "
+        f"{records[0]['sft/ce']:.4f} (first step) -> {records[-1]['sft/ce']:.4f} (last step), KL "
+        f"{records[-1]['sft/kl']:.4f}; adapter: {args.output_dir}/checkpoints"
     )
     return 0
 
@@ -723,6 +722,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         expert_episodes=args.expert_episodes,
         sft_epochs=args.sft_epochs,
         sft_lr=args.sft_lr,
+        sft_lora_layers=args.sft_lora_layers,
         kl_coef=args.kl_coef,
         replay=args.replay,
         grpo_steps=args.grpo_steps,
@@ -998,6 +998,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expert-episodes", type=int, default=2)
     p.add_argument("--sft-epochs", type=int, default=2)
     p.add_argument("--sft-lr", type=float, default=5e-4)
+    p.add_argument("--sft-lora-layers", default="last_third", help="all, last_third, last_half or indices")
     p.add_argument("--kl-coef", type=float, default=0.05)
     p.add_argument("--replay", default=None)
     p.add_argument("--grpo-steps", type=int, default=4)

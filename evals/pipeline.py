@@ -46,7 +46,7 @@ class PipelineSettings:
         heldout_fraction: the share of tasks held out from training (seeded by `seed`).
         train_tasks / heldout_tasks: cap each split at this many tasks (0: all).
         expert_episodes: expert episodes per training task.
-        sft_epochs / sft_lr / kl_coef / replay: the SFT stage.
+        sft_epochs / sft_lr / sft_lora_layers / kl_coef / replay: the SFT stage.
         grpo_steps / group_size / grpo_lr / beta / reward: the GRPO stage.
         max_tool_calls / max_new_tokens / max_context_tokens: every episode's budgets.
         eval_samples: episodes per task in each evaluation.
@@ -61,6 +61,7 @@ class PipelineSettings:
     expert_episodes: int = 2
     sft_epochs: int = 2
     sft_lr: float = 5e-4
+    sft_lora_layers: str = "last_third"
     kl_coef: float = 0.05
     replay: str | None = None
     grpo_steps: int = 4
@@ -171,7 +172,8 @@ def run_pipeline(run: str | Path, settings: PipelineSettings, task_ids: Sequence
     step(
         "sft",
         ["sft", "--model", s.model, "--episodes", str(run / "expert.jsonl"), "--epochs", str(s.sft_epochs),
-         "--lr", str(s.sft_lr), "--kl-coef", str(s.kl_coef), "--seed", str(s.seed), "--output-dir", str(sft_dir),
+         "--lr", str(s.sft_lr), "--lora-layers", s.sft_lora_layers, "--kl-coef", str(s.kl_coef),
+         "--seed", str(s.seed), "--output-dir", str(sft_dir),
          "--overwrite", "--no-progress", *(["--replay", s.replay] if s.replay else [])],
         sft_dir / "learning_curve.png",
     )  # fmt: skip

@@ -191,9 +191,9 @@ class SFTTrainer:
         config = config.replace(max_steps=self.steps_per_epoch(len(self.examples), settings) * settings.epochs)
         self.config = config
         self._prepare_run_dir()
-        self._handler = logging.FileHandler(self.run_dir / "train.log", encoding="utf-8")
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger("swerepair").addHandler(self._handler)
+        from swerepair.trainers.grpo import _attach_log_file
+
+        self._handler: logging.Handler | None = _attach_log_file(self.run_dir / "train.log")
         try:
             self.pm = build_policy_model(config)
             tokenizer = self.pm.tokenizer
@@ -345,8 +345,9 @@ class SFTTrainer:
         """Detach the run's log file (idempotent)."""
         handler, self._handler = getattr(self, "_handler", None), None
         if handler is not None:
-            logging.getLogger("swerepair").removeHandler(handler)
-            handler.close()
+            from swerepair.trainers.grpo import _detach_log_file
+
+            _detach_log_file(handler)
 
 
 def _bar(total: int) -> Any:

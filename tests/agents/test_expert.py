@@ -93,3 +93,14 @@ def test_the_expert_command_writes_kept_episodes(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_solve_keeps_only_resolved_episodes_when_distilling(tmp_path: Path) -> None:
+    """``solve --keep-resolved`` (distillation from any policy): the tiny random model resolves
+    nothing, so nothing is kept; without the flag its episode is written."""
+    command = [sys.executable, "-m", "swerepair.cli", "solve", "--model", "tiny-qwen3", "--task-id",
+               "swerepair__intervals-1", "--max-tool-calls", "1", "--max-new-tokens", "8"]  # fmt: skip
+    kept, everything = tmp_path / "kept.jsonl", tmp_path / "all.jsonl"
+    assert subprocess.run([*command, "--keep-resolved", "--out", str(kept)], capture_output=True).returncode == 0
+    assert subprocess.run([*command, "--out", str(everything)], capture_output=True).returncode == 0
+    assert kept.read_text() == "" and len(everything.read_text().splitlines()) == 1
