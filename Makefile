@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints/cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps vllm-env demo solve validate test test-slow test-docker security-user lint bench bundled bundled-synth
+.PHONY: setup sysdeps vllm-env demo demo-grpo solve validate test test-slow test-docker security-user lint bench bundled bundled-synth
 
 setup: sysdeps $(STAMP)
 
@@ -42,9 +42,16 @@ $(VLLM_STAMP): pyproject.toml constraints/cpu.txt
 	$(VLLM_VENV)/bin/python -c "import vllm, swerepair.agents.inference.vllm_extension"
 	rm -f $(VLLM_VENV)/.installed-* && touch $@
 
-# The main job: GRPO with SmolLM2-135M-Instruct (LoRA) on bundled tasks, on CPU, in minutes;
-# the run directory (metrics, TensorBoard, learning curve, checkpoints) is runs/cpu-demo.
+# The main job: the two-stage recipe with SmolLM2-135M-Instruct on the bundled tasks, on CPU
+# (docs/pipeline.md): expert episodes, SFT, GRPO over it, each stage evaluated on a training and
+# a held-out split; runs/demo/results.md is the before/after table. Resumable: rerun to go on.
 demo: setup
+	$(BIN)/swerepair pipeline --model smollm2-135m --output-dir runs/demo --train-tasks 6 --heldout-tasks 4 \
+	  --expert-episodes 2 --sft-epochs 4 --sft-lr 2e-3 --sft-lora-layers all --grpo-steps 2 --group-size 4 \
+	  --max-tool-calls 6 --max-new-tokens 128
+
+# The GRPO stage alone, as the earlier demo ran it (about 7 minutes): runs/cpu-demo.
+demo-grpo: setup
 	$(BIN)/swerepair train --preset cpu-demo --output-dir runs/cpu-demo --overwrite
 
 # One model-driven episode, printed: SmolLM2-135M-Instruct tries to fix a bundled bug.
