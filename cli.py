@@ -446,6 +446,24 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0 if terminated and not info.get("failed") else 1
 
 
+def _env_factory(args: argparse.Namespace, scaffold: Any, **settings: Any) -> Any:
+    """A factory of envs over the command's task set, sandbox and `scaffold`, with `settings`."""
+    import functools
+
+    from swerepair.envs.env import SweRepairEnv
+
+    return functools.partial(
+        SweRepairEnv, tasks=_task_set(args), repos=args.repos, sandbox=args.sandbox, scaffold=scaffold, **settings
+    )
+
+
+def _split_ids(path: str) -> set[str]:
+    """The instance ids of a split file: one a line, blank lines ignored."""
+    from pathlib import Path
+
+    return {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
 def _policy(args: argparse.Namespace, scaffold: Any) -> Any:
     """The policy `solve` and `eval` run: the hf backend over a local model (with ``--adapter``
     merged in), or an OpenAI-compatible server."""
@@ -483,7 +501,6 @@ def _policy(args: argparse.Namespace, scaffold: Any) -> Any:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import functools
     from pathlib import Path
 
     from swerepair.evals.report import compare, compare_markdown, load_outcomes, markdown, plot, summarize
@@ -529,18 +546,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print("swerepair eval: error: --model (or --episodes FILE) is required", file=sys.stderr)
             return 2
         from swerepair.agents.scaffold import nano_agent
-        from swerepair.envs.env import SweRepairEnv
 
         if args.temperature is None:
             args.temperature = 0.0 if args.samples == 1 else 0.8
         scaffold = nano_agent()
         policy = _policy(args, scaffold)
-        make_env = functools.partial(
-            SweRepairEnv,
-            tasks=_task_set(args),
-            repos=args.repos,
-            sandbox=args.sandbox,
-            scaffold=scaffold,
+        make_env = _env_factory(
+            args,
+            scaffold,
             reward=args.reward,
             max_tool_calls=args.max_tool_calls,
             max_context_tokens=args.max_context_tokens,
@@ -548,7 +561,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         tasks = make_env().tasks
         ids = args.task_id or [t.instance_id for t in tasks]
         if args.split:
-            wanted = {line.strip() for line in Path(args.split).read_text().splitlines() if line.strip()}
+            wanted = _split_ids(args.split)
             ids = [i for i in ids if i in wanted]
         unknown = sorted(set(ids) - {t.instance_id for t in tasks})
         if unknown:
@@ -572,14 +585,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_expert(args: argparse.Namespace) -> int:
-    import functools
-    from pathlib import Path
 
     from swerepair.agents.inference.chat import ChatRenderer
     from swerepair.agents.inference.models import model_path
     from swerepair.agents.policies.expert import ExpertPolicy, expert_turns
     from swerepair.agents.scaffold import nano_agent
-    from swerepair.envs.env import SweRepairEnv
     from swerepair.envs.rollout import run_episodes
 
     if args.episodes < 1:
@@ -594,18 +604,10 @@ def cmd_expert(args: argparse.Namespace) -> int:
         return 2
     scaffold = nano_agent()
     renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
-    make_env = functools.partial(
-        SweRepairEnv,
-        tasks=_task_set(args),
-        repos=args.repos,
-        sandbox=args.sandbox,
-        scaffold=scaffold,
-        reward=args.reward,
-        max_tool_calls=args.max_tool_calls,
-    )
+    make_env = _env_factory(args, scaffold, reward=args.reward, max_tool_calls=args.max_tool_calls)
     tasks = _select(make_env().tasks, args.task_id)
     if args.split:
-        wanted = {line.strip() for line in Path(args.split).read_text().splitlines() if line.strip()}
+        wanted = _split_ids(args.split)
         tasks = [t for t in tasks if t.instance_id in wanted]
     kept = written = skipped = 0
     started = time.monotonic()
@@ -747,22 +749,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    import functools
 
     from swerepair.agents.scaffold import nano_agent
-    from swerepair.envs.env import SweRepairEnv, render_transcript
+    from swerepair.envs.env import render_transcript
     from swerepair.envs.rollout import run_episodes
 
     scaffold = nano_agent()
     policy = _policy(args, scaffold)
-    make_env = functools.partial(
-        SweRepairEnv,
-        tasks=_task_set(args),
-        repos=args.repos,
-        sandbox=args.sandbox,
-        scaffold=scaffold,
-        max_tool_calls=args.max_tool_calls,
-        max_context_tokens=args.max_context_tokens,
+    make_env = _env_factory(
+        args, scaffold, max_tool_calls=args.max_tool_calls, max_context_tokens=args.max_context_tokens
     )
     task_ids = args.task_id or [make_env().tasks[0].instance_id]
     task_ids = [t for t in task_ids for _ in range(args.episodes)]
