@@ -28,13 +28,13 @@ import logging
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
+
+from env_step import pct, timed  # benchmarks/env_step.py: the same percentiles and timer
 
 from swerepair.envs import SweRepairEnv
 from swerepair.envs.pyenvs import BuildOptions, plan_environments
@@ -94,20 +94,6 @@ def make_tasks(root: Path) -> Path:
     path = root / "tasks.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-def pct(samples: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(samples, n=10) if len(samples) > 1 else samples * 9
-    return {"p50": round(statistics.median(samples) * 1e3, 3), "p90": round(q[8] * 1e3, 3)}
-
-
-def timed(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def build(plan, root: Path) -> dict[str, float]:

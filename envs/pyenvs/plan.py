@@ -96,6 +96,7 @@ class EnvPlan:
             empty when it can be tried.
         notes: deviations from the harness that do not block (an install made editable, a
             ``pre_install`` step run in the checkout).
+        yml_python: the Python version the repository's ``environment.yml`` pins, if any.
     """
 
     key: str
@@ -106,6 +107,8 @@ class EnvPlan:
     pip_packages: list[str] = field(default_factory=list)
     blockers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The Python version an ``environment.yml`` pins (used when the spec names none).
+    yml_python: str | None = None
 
     @property
     def install(self) -> str:
@@ -242,7 +245,7 @@ def read_requirements(plan: EnvPlan, checkout: Path) -> None:
     """Fill `plan`'s requirements, pip packages, blockers and notes from its spec and the
     representative checkout (where ``requirements.txt`` / ``environment.yml`` live)."""
     spec = plan.spec
-    plan.requirements, plan.blockers, plan.notes = [], [], []
+    plan.requirements, plan.blockers, plan.notes, plan.yml_python = [], [], [], None
     packages = spec.packages.strip()
     if packages == "requirements.txt":
         paths = spec.requirements_paths or ("requirements.txt",)
@@ -257,10 +260,10 @@ def read_requirements(plan: EnvPlan, checkout: Path) -> None:
         if found is None:
             plan.blockers.append(f"packages: none of {list(paths)} exists at {plan.representative.base_commit[:12]}")
         else:
-            plan.requirements, blockers, python = _environment_yml(found)
+            plan.requirements, blockers, plan.yml_python = _environment_yml(found)
             plan.blockers += blockers
-            if spec.python is None and python:
-                plan.notes.append(f"Python {python} from {found.name}")
+            if spec.python is None and plan.yml_python:
+                plan.notes.append(f"Python {plan.yml_python} from {found.name}")
     elif packages:
         for word in shlex.split(packages):
             requirement, blocker = _conda_to_pip(word)
@@ -279,13 +282,7 @@ def read_requirements(plan: EnvPlan, checkout: Path) -> None:
 
 def environment_python(plan: EnvPlan) -> str | None:
     """The Python version the environment is built at: the spec's, else environment.yml's."""
-    if plan.spec.python:
-        return plan.spec.python
-    for note in plan.notes:
-        match = re.match(r"Python (\S+) from ", note)
-        if match:
-            return match.group(1)
-    return None
+    return plan.spec.python or plan.yml_python
 
 
 def plan_environments(tasks: Iterable[Task]) -> tuple[list[EnvPlan], list[str]]:

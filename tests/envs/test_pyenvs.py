@@ -33,7 +33,7 @@ from swerepair.envs.pyenvs import (
     prune_environments,
 )
 from swerepair.envs.pyenvs.build import build_environment, venv_python
-from swerepair.envs.pyenvs.plan import editable_install, read_requirements
+from swerepair.envs.pyenvs.plan import editable_install, environment_python, read_requirements
 from swerepair.envs.sandbox import SandboxConfig, make_sandbox
 from swerepair.envs.tasks import load_tasks
 from swerepair.envs.validate import validate_task
@@ -195,7 +195,7 @@ def test_requirements_follow_the_harness_markers(tmp_path: Path) -> None:
     read_requirements(plan, checkout)
     assert plan.requirements == ["numpy==1.21.*", "attrs==23.1.0"]
     assert any("gxx_linux-64" in b for b in plan.blockers) and any("apt-get" in b for b in plan.blockers)
-    assert "Python 3.9 from environment.yml" in plan.notes
+    assert "Python 3.9 from environment.yml" in plan.notes and environment_python(plan) == "3.9"
 
 
 @pytest.mark.parametrize(
