@@ -74,14 +74,28 @@ def _task_set(args: argparse.Namespace) -> Any:
     return load_tasks(args.tasks, repos=args.repos, dataset=args.source)
 
 
-def _select(tasks: list[Any], ids: list[str] | None) -> list[Any]:
+class UserError(Exception):
+    """A failure the user caused and can fix (a wrong id, path, name or value): `main` prints it as
+    one line, ``swerepair COMMAND: error: MESSAGE``, and exits with status 2."""
+
+
+def _select(tasks: list[Any], ids: list[str] | None, where: str = "the task set") -> list[Any]:
+    """`tasks` narrowed to `ids` (in that order); `UserError` naming unknown ids (and close ones)."""
     if not ids:
         return tasks
     by_id = {t.instance_id: t for t in tasks}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise SystemExit(f"unknown task id(s): {', '.join(missing)}")
+        import difflib
+
+        close = difflib.get_close_matches(missing[0], list(by_id), n=1)
+        hint = f"; did you mean {close[0]}?" if close else "; `swerepair tasks list` shows the ids"
+        raise UserError(f"unknown task id(s) {', '.join(missing)} in {where}{hint}")
     return [by_id[i] for i in ids]
+
+
+def _tasks_name(args: argparse.Namespace) -> str:
+    return f"--tasks {args.tasks}"
 
 
 def cmd_tasks_list(args: argparse.Namespace) -> int:
@@ -424,6 +438,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     from swerepair.envs.env import render_transcript
 
     env = gym.make("SweRepair-v0", tasks=_task_set(args), repos=args.repos, sandbox=args.sandbox)
+    if args.task_id:
+        _select(env.unwrapped.tasks, [args.task_id], _tasks_name(args))
     options = {"task_id": args.task_id} if args.task_id else None
     obs, info = env.reset(seed=args.seed, options=options)
     task = env.unwrapped.task
@@ -464,6 +480,18 @@ def _split_ids(path: str) -> set[str]:
     return {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()}
 
 
+def _check_model(name: str) -> None:
+    """`UserError` unless `name` is a model that loads offline (a built-in, a directory, a model
+    in the local Hugging Face cache)."""
+    from swerepair.trainers.config import ConfigError
+    from swerepair.trainers.startup import check_model
+
+    try:
+        check_model(name)
+    except ConfigError as exc:
+        raise UserError(str(exc).removeprefix("model: ")) from None
+
+
 def _policy(args: argparse.Namespace, scaffold: Any) -> Any:
     """The policy `solve` and `eval` run: the hf backend over a local model (with ``--adapter``
     merged in), or an OpenAI-compatible server."""
@@ -473,6 +501,7 @@ def _policy(args: argparse.Namespace, scaffold: Any) -> Any:
         from swerepair.agents.inference.models import apply_adapter, load_model
         from swerepair.agents.policies.model import ModelPolicy
 
+        _check_model(args.model)
         print(f"loading {args.model} ...", file=sys.stderr)
         model, tokenizer = load_model(args.model, device=args.device)
         for adapter in getattr(args, "adapter", None) or ():
@@ -487,7 +516,7 @@ def _policy(args: argparse.Namespace, scaffold: Any) -> Any:
         )
         return ModelPolicy(backend, ChatRenderer(tokenizer, scaffold.tool_schemas()))
     if getattr(args, "adapter", None):
-        raise SystemExit("--adapter needs --backend hf (a server serves its own weights)")
+        raise UserError("--adapter needs --backend hf (a server serves its own weights)")
     from swerepair.agents.policies.openai import OpenAIPolicy
 
     return OpenAIPolicy(
@@ -755,11 +784,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from swerepair.envs.rollout import run_episodes
 
     scaffold = nano_agent()
-    policy = _policy(args, scaffold)
     make_env = _env_factory(
         args, scaffold, max_tool_calls=args.max_tool_calls, max_context_tokens=args.max_context_tokens
     )
-    task_ids = args.task_id or [make_env().tasks[0].instance_id]
+    env = make_env()  # the task set, its repositories and the sandbox are checked before the model loads
+    env.close()
+    task_ids = [t.instance_id for t in _select(env.tasks, args.task_id, _tasks_name(args))[: len(args.task_id or [1])]]
+    policy = _policy(args, scaffold)
     task_ids = [t for t in task_ids for _ in range(args.episodes)]
     started = time.monotonic()
 
@@ -794,7 +825,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _train_help() -> str:
-    from swerepair.trainers.config import PRESETS, TrainConfig, field_docs
+    from swerepair.trainers.config import MODEL_DEFAULTS, PRESETS, TrainConfig, field_docs
 
     defaults = TrainConfig()
     lines = ["settings (--name value; any field of TrainConfig, dashes or underscores):"]
@@ -802,6 +833,9 @@ def _train_help() -> str:
         value = getattr(defaults, name)
         shown = ",".join(value) if isinstance(value, list) else value
         lines.append(f"  --{name.replace('_', '-'):24s} {doc} [{shown}]")
+    for model, values in MODEL_DEFAULTS.items():
+        shown = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items())
+        lines.append(f"defaults with --model {model} (unless set): {shown}")
     lines.append("presets: " + ", ".join(PRESETS))
     return "\n".join(lines)
 
@@ -810,8 +844,10 @@ def _train_trl(config: Any, *, resume: bool) -> int:
     import os
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from swerepair.trainers.startup import preflight
     from swerepair.trainers.trl_backend import build_trl_trainer
 
+    preflight(config, resume=resume)  # before anything is written
     trainer = build_trl_trainer(config)
     print(f"training {config.model} with trl's GRPOTrainer; output {config.output_dir}", file=sys.stderr)
     started = time.monotonic()
@@ -825,23 +861,19 @@ def _train_trl(config: Any, *, resume: bool) -> int:
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     from swerepair.trainers.config import ConfigError, load_config, parse_overrides
 
-    try:
-        overrides = parse_overrides(rest)
-        if args.resume:
-            if args.config or args.preset:
-                raise ConfigError("--resume takes the run's own config.yaml; give changes as --name value")
-            config = load_config(config=f"{args.resume}/config.yaml", overrides=overrides, saved_run=True)
-            config = config.replace(output_dir=args.resume)
-        else:
-            config = load_config(preset=args.preset, config=args.config, overrides=overrides)
-        if config.backend == "trl":
-            return _train_trl(config, resume=bool(args.resume))
-        from swerepair.trainers.grpo import GRPOTrainer
+    overrides = parse_overrides(rest)
+    if args.resume:
+        if args.config or args.preset:
+            raise ConfigError("--resume takes the run's own config.yaml; give changes as --name value")
+        config = load_config(config=f"{args.resume}/config.yaml", overrides=overrides, saved_run=True)
+        config = config.replace(output_dir=args.resume)
+    else:
+        config = load_config(preset=args.preset, config=args.config, overrides=overrides)
+    if config.backend == "trl":
+        return _train_trl(config, resume=bool(args.resume))
+    from swerepair.trainers.grpo import GRPOTrainer
 
-        trainer = GRPOTrainer.from_run_dir(args.resume, overrides=overrides) if args.resume else GRPOTrainer(config)
-    except ConfigError as exc:
-        print(f"swerepair train: {exc}", file=sys.stderr)
-        return 2
+    trainer = GRPOTrainer.from_run_dir(args.resume, overrides=overrides) if args.resume else GRPOTrainer(config)
     cfg = trainer.config
     print(
         f"training {cfg.model} ({cfg.finetune}) on {len(trainer.tasks)} task(s): {cfg.max_steps} steps of "
@@ -867,16 +899,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _exec_vllm(args)
     from swerepair.agents.inference.server import serve
 
-    serve(
-        args.model,
-        args.host,
-        args.port,
-        model_name=args.served_model_name,
-        device=args.device,
-        max_batch_size=args.max_batch_size,
-        default_max_tokens=args.max_tokens,
-        seed=args.seed,
-    )
+    _check_model(args.model)
+    try:
+        serve(
+            args.model,
+            args.host,
+            args.port,
+            model_name=args.served_model_name,
+            device=args.device,
+            max_batch_size=args.max_batch_size,
+            default_max_tokens=args.max_tokens,
+            seed=args.seed,
+        )
+    except OSError as exc:
+        if exc.errno is None or exc.filename is not None:
+            raise
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     return 0
 
 
@@ -906,9 +944,23 @@ def _exec_vllm(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _port(text: str) -> int:
+    """A TCP port number (argparse type): 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swerepair", description="RL environments for repository-level bug repair")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure (also: SWEREPAIR_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     tasks = sub.add_parser("tasks", help="list, validate or synthesize a task set")
@@ -1050,7 +1102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="OpenAI-compatible server over a local model, with live weight updates")
     p.add_argument("--model", default="tiny-qwen3", help="tiny-qwen3, smollm2-135m or a local model directory")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p.add_argument("--served-model-name", default=None, help="the name clients send as `model`")
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-batch-size", type=int, default=8, help="requests generated together")
@@ -1101,7 +1153,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _debug(args: argparse.Namespace | None = None) -> bool:
+    """Whether a failure shows its traceback: ``--debug`` or ``SWEREPAIR_DEBUG`` set (not 0)."""
+    import os
+
+    return bool(getattr(args, "debug", False)) or os.environ.get("SWEREPAIR_DEBUG", "0") not in ("", "0")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the user gave something wrong (a task file, a path, a name, a
+    setting, a repository directory, an address in use), printed as one line."""
+    from swerepair.envs.sandbox.workspace import TaskRepositoryError
+    from swerepair.envs.tasks import TaskFormatError
+    from swerepair.trainers.config import ConfigError
+
+    return (UserError, TaskFormatError, TaskRepositoryError, ConfigError, OSError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """`exc` as one line: an OSError from the system as ``what: path``, anything else its message
+    with the line breaks of a multi-line text folded."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _run_command(args: argparse.Namespace, rest: list[str]) -> int:
+    if getattr(args, "takes_rest", False):
+        return int(args.fn(args, rest))
+    return int(args.fn(args))
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``swerepair ARGV``; returns the exit status. A failure the user caused (`UserError`, a
+    malformed task file, a repository directory that lacks a repository, a bad setting, a missing
+    file, an address in use) is one line on stderr, ``swerepair COMMAND: error: ...``, with exit
+    status 2; ``--debug`` or ``SWEREPAIR_DEBUG=1`` shows its traceback instead. A closed stdout
+    (``swerepair tasks list | head``) ends the command quietly, as it ends other Unix tools."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     old = getattr(args, "renamed_command", None)
@@ -1115,15 +1203,44 @@ def main(argv: list[str] | None = None) -> int:
     )
     for handler in logging.getLogger().handlers:  # the console stays quiet; run logs go to files
         handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
-    if getattr(args, "takes_rest", False):
-        return int(args.fn(args, rest))
-    from swerepair.envs.tasks import TaskFormatError
+    command = " ".join(
+        str(c) for c in (args.command, getattr(args, "tasks_command", None), getattr(args, "envs_command", None)) if c
+    )
+    try:
+        return _run_command(args, rest)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool that a closed pipe ended
+    except _user_errors() as exc:
+        if _debug(args):
+            raise
+        if isinstance(exc, OSError) and _stdout_closed(exc):
+            _quiet_stdout()
+            return 141
+        print(f"swerepair {command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if _debug(args):
+            raise
+        print(f"swerepair {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _stdout_closed(exc: OSError) -> bool:
+    import errno
+
+    return exc.errno == errno.EPIPE
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush does not fail again."""
+    import os
 
     try:
-        return int(args.fn(args))
-    except TaskFormatError as exc:  # a malformed task file: one line naming the file and line
-        print(f"swerepair: {exc}", file=sys.stderr)
-        return 2
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

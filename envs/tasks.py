@@ -19,8 +19,9 @@ image; docs/tasks.md).
 
 Where a task's repository comes from: a ``repo_source`` column (a local git checkout or a
 ``.bundle`` file; relative paths are relative to the task file), or the ``repos=`` argument:
-a mapping ``{"owner/name": path}`` or a directory holding ``owner__name.bundle`` files or
-``owner__name/`` checkouts. Nothing is ever downloaded.
+a mapping ``{"owner/name": path}`` or a directory holding ``owner__name.bundle`` files,
+``owner__name.git`` bare clones or ``owner__name/`` checkouts (`repo_candidates`), which must
+hold every task's repository. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 from swerepair.core import Task
 
-__all__ = ["REQUIRED_FIELDS", "Task", "TaskFormatError", "load_tasks", "task_from_row"]
+__all__ = ["REQUIRED_FIELDS", "Task", "TaskFormatError", "load_tasks", "repo_candidates", "task_from_row"]
 
 REQUIRED_FIELDS = (
     "instance_id",
@@ -156,18 +157,42 @@ def _bundled_path(name: str = "bundled") -> Path:
     return Path(__file__).resolve().parent / "bundled" / "data" / BUNDLED_SETS[name]
 
 
+def repo_candidates(root: str | Path, repo: str) -> list[Path]:
+    """Where a repository directory (``repos=``) may hold `repo` (``owner/name``), in the order
+    they are tried: ``owner__name.bundle``, ``owner__name.git`` (a bare clone), ``owner__name/``,
+    ``owner/name.git`` and ``owner/name/``."""
+    root = Path(root)
+    stem = repo.replace("/", "__")
+    return [root / f"{stem}.bundle", root / f"{stem}.git", root / stem, root / f"{repo}.git", root / repo]
+
+
 def _attach_repos(tasks: list[Task], repos: Mapping[str, str | Path] | str | Path | None) -> list[Task]:
+    """`tasks` with their ``repo_source`` taken from `repos`.
+
+    A directory must hold every task's repository (`repo_candidates`): a task it lacks is a
+    `TaskRepositoryError` naming the directory and the paths tried, even when the row names its
+    own source, so that a wrong ``--repos`` is never silently ignored. A mapping may leave
+    repositories out (their rows keep their own ``repo_source``)."""
     if repos is None:
         return tasks
+    from swerepair.envs.sandbox.workspace import TaskRepositoryError
+
+    if not isinstance(repos, Mapping):
+        root = Path(repos)
+        if not root.is_dir():
+            raise TaskRepositoryError(f"repos directory {root} does not exist or is not a directory")
     out = []
     for task in tasks:
         if isinstance(repos, Mapping):
             found = repos.get(task.repo)
         else:
-            root = Path(repos)
-            stem = task.repo.replace("/", "__")
-            candidates = [root / f"{stem}.bundle", root / stem, root / task.repo]
+            candidates = repo_candidates(root, task.repo)
             found = next((c for c in candidates if c.exists()), None)
+            if found is None:
+                tried = ", ".join(str(c) for c in candidates)
+                raise TaskRepositoryError(
+                    f"repos directory {root} holds no repository {task.repo} (task {task.instance_id}); tried {tried}"
+                )
         if found is not None:
             task = Task(**{**task.__dict__, "repo_source": str(Path(found).resolve())})
         out.append(task)

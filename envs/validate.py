@@ -9,7 +9,8 @@ The tests run under the runner the reward uses for the task
 (`swerepair.rewards.verifier.harness.runner_mode`): the trusted pytest runner, or the
 repository's own runner read by its harness parser for tasks of the SWE-bench family. A test id
 the runner does not know is reported as *not found*, once, with the runner's reason; the other
-tests still run and are judged (one wrong id no longer makes every test MISSING). A harness run
+tests still run and are judged (one wrong id no longer makes every test MISSING), and a task
+that fails is printed with what its existing tests did before and after the fix. A harness run
 whose sentinel tests get the wrong verdict is reported too.
 
 ``swerepair tasks validate`` runs this over a task set and prints one line per task.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,6 +51,24 @@ class ValidationResult:
     before: dict[str, str] = field(default_factory=dict)
     after: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    not_found: dict[str, str] = field(default_factory=dict)
+
+    def outcomes(self, task: Task) -> list[str]:
+        """What the tests that exist did, per side and run: ``before the fix: FAIL_TO_PASS 2
+        failed; PASS_TO_PASS 100 passed`` (ids in `not_found` are left out: they are named
+        among the problems with the runner's message)."""
+        lines = []
+        for when, verdicts in (("before the fix", self.before), ("after the fix", self.after)):
+            if not verdicts:
+                continue
+            parts = []
+            for side, ids in (("FAIL_TO_PASS", task.FAIL_TO_PASS), ("PASS_TO_PASS", task.PASS_TO_PASS)):
+                counts = Counter(verdicts.get(t, "MISSING").lower() for t in ids if t not in self.not_found)
+                if counts:
+                    parts.append(f"{side} " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+            if parts:
+                lines.append(f"{when}: " + "; ".join(parts))
+        return lines
 
 
 def _run(sandbox: Sandbox, task: Task, timeout: float) -> TestRun:
@@ -79,6 +99,7 @@ def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: 
     problems: list[str] = []
     before: dict[str, str] = {}
     after: dict[str, str] = {}
+    not_found: dict[str, str] = {}
     try:
         sandbox = make_sandbox(task)
     except SandboxError as exc:
@@ -94,6 +115,7 @@ def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: 
         else:
             run = _run(sandbox, task, timeout)
             before = dict(run.verdicts)
+            not_found.update(run.not_found)
             if run.infrastructure_failure:
                 problems.append(f"tests could not run before the fix: {run.result.output.strip()[-300:]}")
             problems += _not_found(run, unknown) + _run_problems(run, "before the fix")
@@ -109,6 +131,7 @@ def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: 
             else:
                 run = _run(sandbox, task, timeout)
                 after = dict(run.verdicts)
+                not_found.update(run.not_found)
                 problems += _not_found(run, unknown) + _run_problems(run, "after the fix")
                 problems += [
                     f"{t} is {run.verdicts[t]} after the fix"
@@ -119,7 +142,9 @@ def validate_task(task: Task, make_sandbox: Callable[[Task], Sandbox], timeout: 
         problems.append(f"sandbox: {exc}")
     finally:
         sandbox.close()
-    return ValidationResult(task.instance_id, not problems, tuple(problems), before, after, time.monotonic() - start)
+    return ValidationResult(
+        task.instance_id, not problems, tuple(problems), before, after, time.monotonic() - start, dict(not_found)
+    )
 
 
 def validate_tasks(
@@ -139,12 +164,15 @@ def validate_tasks(
         return validate_task(task, make_sandbox, timeout)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for res in pool.map(one, tasks):
+        for task, res in zip(tasks, pool.map(one, tasks), strict=True):
             results.append(res)
             if stream is not None:
                 status = "ok" if res.ok else "FAIL"
                 print(f"[{len(results)}/{len(tasks)}] {res.instance_id} {status} ({res.seconds:.1f}s)", file=stream)
                 for p in res.problems:
                     print(f"    {p}", file=stream)
+                if not res.ok:  # what the tests that exist did, so one bad claim does not hide the rest
+                    for line in res.outcomes(task):
+                        print(f"    {line}", file=stream)
                 stream.flush()
     return results

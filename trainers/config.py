@@ -2,7 +2,8 @@
 
 A run's settings are resolved in this order, each overriding the one before:
 
-1. the dataclass defaults below;
+1. the dataclass defaults below, and the model's own (`MODEL_DEFAULTS`: the tiny random model
+   gets laptop-sized episodes and groups) where nothing below sets them;
 2. a preset (``--preset cpu-demo``, `PRESETS`);
 3. a YAML file (``--config run.yaml``), whose keys are field names;
 4. command-line overrides (``--lr 5e-6 --group-size 4``; dashes or underscores).
@@ -34,7 +35,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["PRESETS", "RENAMED_KEYS", "ConfigError", "TrainConfig", "field_docs", "load_config", "parse_overrides"]
+__all__ = [
+    "MODEL_DEFAULTS",
+    "PRESETS",
+    "RENAMED_KEYS",
+    "ConfigError",
+    "TrainConfig",
+    "field_docs",
+    "load_config",
+    "parse_overrides",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +114,11 @@ class TrainConfig:
     removed (never one in use or expected next); none: no budget."""
     reward: str = "functional_similarity"
     """Reward of the final patch, a name from swerepair.rewards (tests_pass runs the tests)."""
+    episode_reward: str | None = None
+    """The Python episode reward (a function of the whole episode replacing the env's reward) the
+    run is trained with, as module.name; written by the trainer given one in code. A config file
+    cannot carry the function itself: a run that names one must be given it again
+    (GRPOTrainer.from_run_dir(dir, episode_reward=fn)); --resume refuses it rather than drop it."""
     shaping: Literal["none", "localization"] = "none"
     """Shaping reward added to the patch reward (see swerepair.trainers.shaping): none or localization."""
     shaping_weight: float = 0.2
@@ -376,6 +391,24 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
 )
 
 
+#: Defaults that depend on the model, used where the preset, the config file and the command line
+#: leave a setting unset. The tiny random model is for a first run on a laptop: one task per
+#: step, groups of 4, short turns and episodes, so that a step takes seconds and little memory
+#: (the dataclass defaults are sized for a real model on GPUs).
+MODEL_DEFAULTS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
+    {
+        "tiny-qwen3": {
+            "group_size": 4,
+            "tasks_per_step": 1,
+            "max_tool_calls": 4,
+            "max_new_tokens": 64,
+            "max_context_tokens": 2048,
+            "env_workers": 4,
+        },
+    }
+)
+
+
 @cache
 def _hints() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
@@ -557,6 +590,10 @@ def load_config(
     if overrides is not None:
         words = overrides if isinstance(overrides, Mapping) else parse_overrides(list(overrides))
         _apply(values, words, "")
+    if not saved_run:  # a saved run's config.yaml holds every value it was trained with
+        model = values.get("model", TrainConfig.model)
+        for name, value in MODEL_DEFAULTS.get(model, {}).items():
+            values.setdefault(name, value)
     try:
         return TrainConfig(**values)
     except ConfigError as exc:

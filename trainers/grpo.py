@@ -67,7 +67,6 @@ from swerepair.trainers.episodes import (
     EpisodeReward,
     env_factory,
     expect_docker_resets,
-    select_tasks,
     shaped_reward,
     step_seed,
 )
@@ -80,6 +79,7 @@ from swerepair.trainers.metrics import (
     plot_learning_curve,
 )
 from swerepair.trainers.model import PolicyModel, RNGStates, build_policy_model, resolve_device
+from swerepair.trainers.startup import RUN_FILES, bind_episode_reward, check_output_dir, preflight
 
 __all__ = ["EpisodeReward", "GRPOTrainer", "latest_checkpoint"]
 
@@ -87,17 +87,6 @@ log = logging.getLogger(__name__)
 
 
 CHECKPOINT_DONE = "complete.json"
-#: What a run writes into its directory.
-RUN_FILES = (
-    "checkpoints",
-    "metrics.jsonl",
-    "tensorboard",
-    "episodes",
-    "learning_curve.png",
-    "summary.json",
-    "train.log",
-    "config.yaml",
-)
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -126,7 +115,7 @@ class GRPOTrainer:
         episode_reward: EpisodeReward | None = None,
         resume: str | Path | None = None,
     ) -> None:
-        self.config = config
+        self.config = config = bind_episode_reward(config, episode_reward)  # recorded in config.yaml
         self.episode_reward = episode_reward
         self.run_dir = Path(config.output_dir)
         self.step = 0
@@ -143,12 +132,21 @@ class GRPOTrainer:
         self._closed = False
         #: the trainer's own states of the global random generators (in them only while it works)
         self.rng = RNGStates(config.seed, cuda=resolve_device(config).type == "cuda")
+        # Everything that can be checked without writing is checked first: a start that fails here
+        # leaves nothing behind.
+        self._preflight_tasks = preflight(config, resume=self._resume_from is not None, episode_reward=episode_reward)
         self._prepare_run_dir()
         try:
             with self._working():
-                self._setup()
+                try:
+                    self._setup()
+                except BaseException as exc:
+                    self._log_failed_start(exc)
+                    raise
         except BaseException:
             self.close()
+            if self._resume_from is None:
+                self._remove_failed_start()
             raise
 
     @classmethod
@@ -165,17 +163,29 @@ class GRPOTrainer:
 
     # -- set-up ------------------------------------------------------------------------------------
     def _prepare_run_dir(self) -> None:
-        """Refuse to mix two runs in one directory (or clear it, with ``overwrite``); create it."""
-        leftovers = [self.run_dir / name for name in RUN_FILES if (self.run_dir / name).exists()]
-        if leftovers and self._resume_from is None:
-            if not self.config.overwrite:
-                raise ConfigError(
-                    f"{self.run_dir} already holds a run; resume it (--resume {self.run_dir}), pick another "
-                    "--output-dir, or pass --overwrite to start over there"
-                )
-            for path in leftovers:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        """Refuse to mix two runs in one directory (or clear it, with ``overwrite``); create it.
+        A directory holding only a failed start's ``train.log`` holds no run: the new start
+        appends to that log."""
+        for path in check_output_dir(self.config, resume=self._resume_from is not None):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def _log_failed_start(self, exc: BaseException) -> None:
+        """Write why the set-up failed, with its traceback, to the run's train.log only (the
+        console gets the one-line error from whoever called)."""
+        if self._log_handler is None:
+            return
+        info = (type(exc), exc, exc.__traceback__)
+        record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "the run could not start: %s", (exc,), info)
+        self._log_handler.handle(record)
+
+    def _remove_failed_start(self) -> None:
+        """After a failed fresh start: remove what it wrote (config.yaml, ...) but its train.log,
+        which says why; a rerun in the same directory is then accepted."""
+        for name in RUN_FILES:
+            path = self.run_dir / name
+            if name != "train.log" and path.exists():
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _working(self) -> Iterator[None]:
@@ -207,7 +217,7 @@ class GRPOTrainer:
         cfg = self.config
         cfg.to_yaml(self.run_dir / "config.yaml")
 
-        self.tasks = tasks = select_tasks(cfg)
+        self.tasks = tasks = list(self._preflight_tasks)
         self._tasks_by_id = {t.instance_id: t for t in tasks}
 
         self.policy_model: PolicyModel = build_policy_model(cfg)

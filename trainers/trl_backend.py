@@ -39,6 +39,7 @@ from typing import Any
 from swerepair.core import Episode
 from swerepair.trainers.config import ConfigError, TrainConfig
 from swerepair.trainers.episodes import env_factory, select_tasks, shaped_reward, step_seed
+from swerepair.trainers.startup import bind_episode_reward
 
 __all__ = ["SweRepairRollout", "build_trl_trainer", "episode_to_trl", "grpo_config", "unsupported_settings"]
 
@@ -290,6 +291,7 @@ def build_trl_trainer(config: TrainConfig, *, episode_reward: Any = None, **grpo
             "use_vllm: the trl backend generates in-process with the hf backend from its rollout_func; TRL's vLLM "
             "client is not wired into it (see docs/trl.md, 'On GPUs')"
         )
+    config = bind_episode_reward(config, episode_reward)  # recorded in config.yaml; refused if named but not given
     args = grpo_config(config, **grpo_overrides)
     tasks = select_tasks(config)
     device = resolve_device(config)

@@ -1,6 +1,6 @@
 """Workspaces: a pristine checkout per (repository, base commit), copied for each episode.
 
-The first time a (repo, base_commit) pair is needed, its repository source (a local git
+The first time a (repo, base_commit, source) triple is needed, its repository source (a local git
 checkout or a ``.bundle`` file) is fetched into a fresh git repository in the cache
 (``$SWEREPAIR_CACHE`` or ``~/.cache/swerepair``), the base commit is checked out on a branch
 ``main``, every other ref and reflog is dropped and unreachable objects are pruned, so that no
@@ -16,6 +16,7 @@ is the portable choice.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -77,6 +78,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", text).strip("_") or "repo"
 
 
+def _source_key(source: Path) -> str:
+    """What a cached checkout is keyed by besides the commit: the source's resolved path and, for
+    a file (a bundle), its size and modification time, so that a checkout made from one source
+    is never served for another (whose fetch would fail if it does not hold the commit)."""
+    resolved = source.resolve()
+    stat = resolved.stat()
+    ident = f"{resolved}\0{stat.st_size}\0{stat.st_mtime_ns}" if resolved.is_file() else str(resolved)
+    return hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
 def prepare_checkout(task: Task, cache_dir: Path | None = None) -> Path:
     """Return the cached pristine checkout of `task.repo` at `task.base_commit`, creating it once."""
     if task.repo_source is None:
@@ -90,7 +101,7 @@ def prepare_checkout(task: Task, cache_dir: Path | None = None) -> Path:
     if not re.fullmatch(r"[0-9a-fA-F]{7,64}", task.base_commit):
         raise TaskRepositoryError(f"task {task.instance_id}: base_commit {task.base_commit!r} is no sha")
     root = (cache_dir or cache_root()) / "checkouts" / _slug(task.repo)
-    final = root / task.base_commit
+    final = root / f"{task.base_commit}.{_source_key(source)}"  # another source is fetched (and checked) anew
 
     def fetch(tmp: Path) -> None:
         git(tmp, "init", "-q", "-b", "main")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from swerepair.core import Task
+from swerepair.envs.sandbox.workspace import TaskRepositoryError
 from swerepair.envs.tasks import REQUIRED_FIELDS, TaskFormatError, load_tasks
 
 
@@ -127,9 +128,12 @@ def test_repository_sources(tmp_path: Path, toy_task: Task) -> None:
     bundles = tmp_path / "repos"
     bundles.mkdir()
     (bundles / "toy__calc.bundle").write_bytes(b"")
-    tasks = load_tasks(rows, repos=bundles)
+    tasks = load_tasks(rows[:1], repos=bundles)
     assert tasks[0].repo_source == str((bundles / "toy__calc.bundle").resolve())
-    assert tasks[1].repo_source is None
+    # a directory must hold every task's repository: the error names it and the paths tried
+    lacks = r"no repository other/repo \(task o__r-2\); tried .*other__repo\.bundle"
+    with pytest.raises(TaskRepositoryError, match=lacks):
+        load_tasks(rows, repos=bundles)
     tasks = load_tasks(rows, repos={"other/repo": toy_task.repo_source})
     assert tasks[1].repo_source == toy_task.repo_source
     # A relative repo_source in a task file is relative to that file.

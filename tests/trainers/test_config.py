@@ -10,6 +10,7 @@ import inspect
 import pytest
 
 from swerepair.trainers.config import (
+    MODEL_DEFAULTS,
     PRESETS,
     ConfigError,
     TrainConfig,
@@ -32,7 +33,8 @@ def write(tmp_path, text: str, name: str = "run.yaml"):
 def test_defaults_validate():
     cfg = TrainConfig()
     cfg.validate()
-    assert cfg == load_config()
+    # load_config adds the default model's own defaults (the tiny model's laptop-sized ones)
+    assert cfg.replace(**MODEL_DEFAULTS[cfg.model]) == load_config()
     assert cfg.episodes_per_step == cfg.tasks_per_step * cfg.group_size
 
 
@@ -81,7 +83,7 @@ def test_precedence_defaults_preset_file_overrides(tmp_path):
 
 
 def test_file_alone_and_empty_file(tmp_path):
-    assert load_config(config=write(tmp_path, "")) == TrainConfig()
+    assert load_config(config=write(tmp_path, "")) == TrainConfig(**MODEL_DEFAULTS["tiny-qwen3"])
     cfg = load_config(config=write(tmp_path, "group_size: 4\ntask_ids: [x, y]\nrepos: null\n", "b.yaml"))
     assert cfg.group_size == 4 and cfg.task_ids == ["x", "y"] and cfg.repos is None
 
@@ -394,3 +396,21 @@ def test_a_saved_runs_config_with_the_old_key_still_loads(tmp_path, caplog):
     both = write(tmp_path, "max_turns: 3\nmax_tool_calls: 4\n", "both.yaml")
     with pytest.raises(ConfigError, match="both max_turns and max_tool_calls"):
         load_config(config=both, saved_run=True)
+
+
+def test_the_tiny_model_gets_laptop_sized_defaults(tmp_path):
+    """The README's ``swerepair train --model tiny-qwen3`` took 304 s and 9.4 GB for one step with
+    the GPU-sized defaults; the tiny model's own defaults apply where nothing sets the value."""
+    tiny = load_config(overrides=["--model", "tiny-qwen3"])
+    assert (tiny.group_size, tiny.tasks_per_step, tiny.max_tool_calls) == (4, 1, 4)
+    assert (tiny.max_new_tokens, tiny.max_context_tokens) == (64, 2048)
+    assert load_config(overrides=["--group-size", "6"]).group_size == 6  # a value given wins
+    assert load_config(config=write(tmp_path, "max_new_tokens: 100\n")).max_new_tokens == 100
+    other = load_config(overrides=["--model", "smollm2-135m"])
+    assert other.group_size == TrainConfig().group_size  # another model: the dataclass defaults
+    demo = load_config(preset="cpu-demo")
+    assert demo.max_new_tokens == PRESETS["cpu-demo"]["max_new_tokens"]
+    # a saved run's config.yaml is read as it is
+    saved = tmp_path / "config.yaml"
+    TrainConfig().to_yaml(saved)
+    assert load_config(config=saved, saved_run=True) == TrainConfig()
