@@ -498,10 +498,12 @@ def _policy(args: argparse.Namespace, scaffold: Any) -> Any:
     if args.backend == "hf":
         from swerepair.agents.inference.chat import ChatRenderer
         from swerepair.agents.inference.hf_backend import HFBackend
-        from swerepair.agents.inference.models import apply_adapter, load_model
+        from swerepair.agents.inference.models import adapter_dir, apply_adapter, load_model
         from swerepair.agents.policies.model import ModelPolicy
 
         _check_model(args.model)
+        for adapter in getattr(args, "adapter", None) or ():
+            adapter_dir(adapter)  # a wrong path fails before the model loads
         print(f"loading {args.model} ...", file=sys.stderr)
         model, tokenizer = load_model(args.model, device=args.device)
         for adapter in getattr(args, "adapter", None) or ():
@@ -579,7 +581,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.temperature is None:
             args.temperature = 0.0 if args.samples == 1 else 0.8
         scaffold = nano_agent()
-        policy = _policy(args, scaffold)
         make_env = _env_factory(
             args,
             scaffold,
@@ -587,7 +588,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             max_tool_calls=args.max_tool_calls,
             max_context_tokens=args.max_context_tokens,
         )
-        tasks = make_env().tasks
+        env = make_env()  # the task set, its repositories, the sandbox and the reward, before the model loads
+        env.close()
+        tasks = env.tasks
         ids = args.task_id or [t.instance_id for t in tasks]
         if args.split:
             wanted = _split_ids(args.split)
@@ -596,6 +599,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if unknown:
             print(f"swerepair eval: error: unknown task id(s): {', '.join(unknown)}", file=sys.stderr)
             return 2
+        policy = _policy(args, scaffold)
         started = time.monotonic()
 
         def progress(running: int, finished: int) -> None:
@@ -624,6 +628,7 @@ def cmd_expert(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         print(f"swerepair expert: error: --episodes must be at least 1, got {args.episodes}", file=sys.stderr)
         return 2
+    _check_model(args.model)
     try:
         from transformers import AutoTokenizer
 
@@ -859,12 +864,16 @@ def _train_trl(config: Any, *, resume: bool) -> int:
 
 
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
+    from pathlib import Path
+
     from swerepair.trainers.config import ConfigError, load_config, parse_overrides
 
     overrides = parse_overrides(rest)
     if args.resume:
         if args.config or args.preset:
             raise ConfigError("--resume takes the run's own config.yaml; give changes as --name value")
+        if not (Path(args.resume) / "config.yaml").is_file():
+            raise UserError(f"--resume {args.resume}: not a run directory (it holds no config.yaml)")
         config = load_config(config=f"{args.resume}/config.yaml", overrides=overrides, saved_run=True)
         config = config.replace(output_dir=args.resume)
     else:

@@ -233,7 +233,7 @@ def load_tasks(
         elif suffix == ".parquet":
             rows = _rows_parquet(path)
         else:
-            raise ValueError(f"{path}: unknown task file type (use .jsonl, .jsonl.gz, .json or .parquet)")
+            raise TaskFormatError(f"{path}: unknown task file type (use .jsonl, .jsonl.gz, .json or .parquet)")
     else:
         rows = ((f"row {i}", row) for i, row in enumerate(source))
     from swerepair.envs.sources import attach_image, convert_row

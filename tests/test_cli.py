@@ -227,3 +227,21 @@ def test_validate_reports_the_real_tests_and_names_a_missing_id(
     assert "before the fix: FAIL_TO_PASS 1 failed; PASS_TO_PASS 1 passed" in err
     assert "after the fix: FAIL_TO_PASS 1 passed; PASS_TO_PASS 1 passed" in err
     assert "MISSING" not in err and "missing" not in err.replace(missing, "")
+
+
+def test_other_commands_fail_in_one_line_before_loading_a_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "o")
+    for argv, where in (
+        (["tasks", "list", "--tasks", str(tmp_path)], "unknown task file type"),
+        (["expert", "--model", "nope", "--out", out], "unknown model 'nope'"),
+        (["train", "--resume", str(tmp_path / "nowhere")], "not a run directory"),
+        (["eval", "--model", "tiny-qwen3", "--split", str(tmp_path / "no.txt"), "--out", out], "no.txt"),
+        (["solve", "--model", "tiny-qwen3", "--adapter", str(tmp_path / "none"), "--out", out], "no LoRA adapter"),
+        (["envs", "build", "--tasks", str(tmp_path / "none.jsonl")], "none.jsonl does not exist"),
+    ):
+        assert cli.main(argv) == 2, argv
+        line = one_line(capsys.readouterr().err)
+        command = " ".join(argv[:2] if argv[0] in ("tasks", "envs") else argv[:1])
+        assert line.startswith(f"swerepair {command}: error: ") and where in line, line
