@@ -15,6 +15,11 @@ swerepair sft             --episodes FILE [--replay CHAT.jsonl] [--kl-coef L]: L
 swerepair check           validate the bundled tasks, then play one scripted episode
 swerepair train           [--preset NAME] [--config FILE] [--resume DIR] [--FIELD VALUE ...]
 swerepair serve           [--model NAME] [--port N] [--engine vllm]: OpenAI-compatible server with weight updates
+
+A failure the user can fix (a malformed task row, an unknown task id or model, a repository
+directory that lacks a repository, a bad setting or port, a missing file) is one line on stderr,
+``swerepair COMMAND: error: WHAT (WHERE)``, with exit status 2; ``swerepair --debug ...`` or
+``SWEREPAIR_DEBUG=1`` shows its traceback. Output into a closed pipe (``| head``) ends quietly.
 """
 
 from __future__ import annotations

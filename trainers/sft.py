@@ -39,6 +39,7 @@ from torch.utils.checkpoint import checkpoint
 from swerepair.trainers.config import ConfigError, TrainConfig
 from swerepair.trainers.metrics import MetricsLogger, _no_data, read_metrics
 from swerepair.trainers.model import PolicyModel, build_policy_model
+from swerepair.trainers.startup import check_model, check_output_dir
 
 __all__ = ["Example", "SFTSettings", "SFTTrainer", "chat_example", "load_episode_examples"]
 
@@ -190,6 +191,8 @@ class SFTTrainer:
         # the learning-rate schedule's horizon is this run's number of optimizer steps
         config = config.replace(max_steps=self.steps_per_epoch(len(self.examples), settings) * settings.epochs)
         self.config = config
+        check_model(config.model)  # before anything is written
+        check_output_dir(config)
         self._prepare_run_dir()
         from swerepair.trainers.grpo import _attach_log_file
 
@@ -199,8 +202,13 @@ class SFTTrainer:
             tokenizer = self.pm.tokenizer
             self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
             self.replay = self._load_replay()
-        except BaseException:
+        except BaseException as exc:
+            # why, in train.log only (the caller prints one line); what the start wrote but the log goes
+            info = (type(exc), exc, exc.__traceback__)
+            record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "the run could not start: %s", (exc,), info)
+            self._handler.handle(record)
             self.close()
+            (self.run_dir / "config.yaml").unlink(missing_ok=True)
             raise
 
     @staticmethod
@@ -211,7 +219,8 @@ class SFTTrainer:
 
     # -- set-up ------------------------------------------------------------------------------------
     def _prepare_run_dir(self) -> None:
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+        # a directory holding only a failed start's train.log holds no run
+        if self.run_dir.exists() and any(p.name != "train.log" for p in self.run_dir.iterdir()):
             if not self.config.overwrite:
                 raise ConfigError(f"{self.run_dir} already holds a run; pick another --output-dir or pass --overwrite")
             shutil.rmtree(self.run_dir)

@@ -161,3 +161,20 @@ def test_grpo_over_the_sft_adapter_trains_only_its_own_adapter(tmp_path: Path, e
             if n in frozen:
                 assert torch.equal(p.detach(), frozen[n]), n
         assert any(not torch.equal(p.detach(), trainable[n]) for n, p in pm.model.named_parameters() if n in trainable)
+
+
+@needs_bwrap
+def test_a_failed_start_leaves_its_log_and_a_rerun_is_accepted(tmp_path: Path, expert_file: Path) -> None:
+    settings = SFTSettings(episodes=(str(expert_file),))
+    with pytest.raises(ConfigError, match="model: unknown model 'nope'"):
+        SFTTrainer(sft_config(tmp_path, "nope", model="nope"), settings)
+    assert not (tmp_path / "nope").exists()  # refused before anything was written
+    bad = tmp_path / "replay.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(ConfigError, match=r"replay\.jsonl:1"):  # found after the model loads
+        SFTTrainer(sft_config(tmp_path, "run"), SFTSettings(episodes=(str(expert_file),), replay=str(bad)))
+    run = tmp_path / "run"
+    assert [p.name for p in run.iterdir()] == ["train.log"]
+    assert "the run could not start" in (run / "train.log").read_text()
+    SFTTrainer(sft_config(tmp_path, "run"), settings).close()  # the corrected rerun is accepted
+    assert (run / "config.yaml").exists()
