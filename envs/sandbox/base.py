@@ -63,6 +63,9 @@ class SandboxConfig:
             must have it registered); default: the engine's.
         docker_pool: the Docker sandbox's warm pool and image disk budget
             (`swerepair.envs.sandbox.docker.pool.PoolConfig`); default: its defaults.
+        session: bubblewrap only: one sandbox per episode whose supervisor runs each command
+            in a fresh process with the same isolation (`swerepair.envs.sandbox.session`; a
+            step costs about a bare process), instead of a new bubblewrap per command (False).
         environments: where Docker-free environments are looked up
             (`swerepair.envs.pyenvs`): ``"auto"`` (the default root), a directory, or None
             (never). A task whose environment is built there runs with its interpreter, unless
@@ -78,6 +81,7 @@ class SandboxConfig:
     docker_runtime: str | None = None
     docker_pool: PoolConfig | None = None
     environments: str | None = "auto"
+    session: bool = True
 
 
 def _base_env(home: str) -> dict[str, str]:

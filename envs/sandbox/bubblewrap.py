@@ -55,7 +55,8 @@ from swerepair.core import ExecResult, SandboxError
 from swerepair.envs.sandbox.base import SANDBOX_UID, SandboxConfig
 from swerepair.envs.sandbox.isolated import DISK_POLL_S, IsolatedSandbox
 from swerepair.envs.sandbox.process import prlimit_prefix, run_process
-from swerepair.envs.sandbox.seccomp import filter_fd
+from swerepair.envs.sandbox.seccomp import build_filter, filter_fd
+from swerepair.envs.sandbox.session import BwrapSession, SessionDied, session_rlimits
 from swerepair.envs.sandbox.view import RBIN, USR_LINKS, WORKDIR, host_view
 
 __all__ = ["SANDBOX_UID", "BubblewrapSandbox", "bwrap_available", "privilege_mode"]
@@ -151,6 +152,13 @@ print("SWEREPAIR-SELF-CHECK " + json.dumps(problems))
 """
 
 _verified: set[tuple[object, ...]] = set()
+
+
+@functools.lru_cache(maxsize=1)
+def _filter_hex() -> str:
+    return build_filter().hex()
+
+
 _verify_lock = threading.Lock()
 
 
@@ -185,10 +193,12 @@ class BubblewrapSandbox(IsolatedSandbox):
                 "--",
             ]
         self._mounts = self._mount_args()
+        self._session: BwrapSession | None = None
         self._make_cgroup()
         try:
             self._verify()
         except BaseException:
+            self._close_session()
             self._release_cgroup()
             raise
 
@@ -225,7 +235,125 @@ class BubblewrapSandbox(IsolatedSandbox):
     def _launch(
         self, inner: list[str], env: dict[str, str], timeout: float, stdin: str | None, max_output: int
     ) -> ExecResult:
-        return self._launch_bwrap(inner, env, timeout, stdin, max_output, watch_disk=True)
+        return self._launch_any(inner, env, timeout, stdin, max_output, watch_disk=True)
+
+    def _launch_any(
+        self,
+        inner: list[str],
+        env: dict[str, str],
+        timeout: float,
+        stdin: str | None,
+        max_output: int,
+        *,
+        watch_disk: bool,
+    ) -> ExecResult:
+        """Run `inner` in the sandbox's session (``config.session``), else in a bwrap of its own.
+        A command that finds the session busy (a command abandoned by its caller still runs
+        there) gets a bwrap of its own too."""
+        if self.config.session:
+            result = self._launch_in_session(inner, env, timeout, stdin, max_output, watch_disk=watch_disk)
+            if result is not None:
+                return result
+        return self._launch_bwrap(inner, env, timeout, stdin, max_output, watch_disk=watch_disk)
+
+    # -- the session ---------------------------------------------------------------------------
+    def _launch_in_session(
+        self,
+        inner: list[str],
+        env: dict[str, str],
+        timeout: float,
+        stdin: str | None,
+        max_output: int,
+        *,
+        watch_disk: bool,
+    ) -> ExecResult | None:
+        limits = self.config.limits
+        rlimits = session_rlimits(
+            limits.cpu_seconds if limits.cpu_seconds is not None else int(timeout) + 5,
+            limits.address_space_bytes,
+            limits.file_size_bytes,
+            limits.open_files,
+            None if self.cgroup else limits.max_processes,
+        )
+        watch = self._disk_watch() if watch_disk else None
+        for attempt in (1, 2):
+            session = self._current_session()
+            try:
+                return session.try_run(inner, env, rlimits, timeout, stdin, max_output, watch, DISK_POLL_S)
+            except SessionDied:
+                # the command never reached the supervisor (it died between two commands):
+                # one more try in a fresh session
+                session.close()
+                if attempt == 2:
+                    raise SandboxError("the sandbox session died twice before a command could start") from None
+        return None  # pragma: no cover
+
+    def _current_session(self) -> BwrapSession:
+        """The running session; a fresh one if there is none, it died, or the mounts changed."""
+        session = self._session
+        if session is not None and session.alive and session.mounts is self._mounts:
+            return session
+        if session is not None:
+            session.close()
+        self._session = None
+        session = self._session = self._start_session()
+        return session
+
+    def _start_session(self) -> BwrapSession:
+        mounts = self._mounts
+        root = self.mode == "root"
+        # What the supervisor needs for its one-time set-up (its own mount and IPC namespace, the
+        # drop to the agent's uid); it holds none of them once it serves commands.
+        keep = ["CAP_SYS_ADMIN", "CAP_SETPCAP"] + (["CAP_SETUID", "CAP_SETGID"] if root else [])
+        python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else self.config.python
+
+        def argv_for(script_fd: int, ctrl_fd: int, status_w: int) -> tuple[list[str], list[int]]:
+            # The session ends on its socket's EOF, not with the host thread that started it; the
+            # supervisor need not enter the workspace (each command does, once it is the agent).
+            options = [a for a in mounts if a != "--die-with-parent"]
+            i = options.index("--chdir")
+            del options[i : i + 2]
+            options += ["--as-pid-1", "--cap-drop", "ALL"]
+            for cap in keep:
+                options += ["--cap-add", cap]
+            options += ["--json-status-fd", str(status_w)]
+            args_fd = os.memfd_create("bwrap-args", os.MFD_CLOEXEC)
+            os.write(args_fd, b"".join(a.encode() + b"\0" for a in options))
+            os.lseek(args_fd, 0, os.SEEK_SET)
+            argv = [self._bwrap, "--args", str(args_fd), "--", python, "-I", "-S", "-B"]
+            argv += [f"/proc/self/fd/{script_fd}", str(ctrl_fd)]
+            return self._in_cgroup(argv), [args_fd]
+
+        limits = self.config.limits
+        hello = {
+            "uid": self.config.sandbox_uid if root else None,
+            "workdir": WORKDIR,
+            # hard caps the supervisor holds (one process more for itself), so that a command
+            # holds them from its first instruction; each command then gets its own exact limits
+            "rlimits": session_rlimits(
+                None,
+                limits.address_space_bytes,
+                limits.file_size_bytes,
+                limits.open_files,
+                None if self.cgroup else limits.max_processes + 1,
+            ),
+            "filter": _filter_hex(),
+        }
+        procs = self.cgroup.procs_files[0] if self.cgroup is not None else None
+        session = BwrapSession(argv_for, hello, cgroup_procs=procs)
+        session.mounts = mounts
+        return session
+
+    def _close_session(self) -> None:
+        session, self._session = getattr(self, "_session", None), None
+        if session is not None:
+            session.close()
+
+    def close(self) -> None:
+        """See `swerepair.core.Sandbox.close`; ends the session (nothing of it is left on the
+        host), then removes the cgroup and the workspace."""
+        self._close_session()
+        super().close()
 
     def _launch_bwrap(
         self,
@@ -302,7 +430,7 @@ class BubblewrapSandbox(IsolatedSandbox):
         writable kernel settings, mount, user namespaces, /etc/shadow) and that it is not uid 0.
         Its host uid is settled outside: `SANDBOX_UID` (never 0) under root, the caller's
         own non-zero uid otherwise (a nested user namespace hides the host mapping from inside)."""
-        key = (self.mode, self.config.python, self.config.sandbox_uid, os.geteuid())
+        key = (self.mode, self.config.python, self.config.sandbox_uid, os.geteuid(), self.config.session)
         with _verify_lock:
             if key in _verified:
                 return
@@ -310,7 +438,7 @@ class BubblewrapSandbox(IsolatedSandbox):
             python = self.config.python
             if not os.access(python, os.X_OK):  # the probe needs some Python; the system's will do
                 python = shutil.which("python3", path="/usr/bin:/bin") or python
-            result = self._launch_bwrap([python, "-I", "-c", _SELF_CHECK], env, 60.0, None, 1 << 16, watch_disk=False)
+            result = self._launch_any([python, "-I", "-c", _SELF_CHECK], env, 60.0, None, 1 << 16, watch_disk=False)
             marker = "SWEREPAIR-SELF-CHECK "
             lines = [ln for ln in result.output.splitlines() if ln.startswith(marker)]
             if not lines:
