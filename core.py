@@ -7,6 +7,8 @@ without creating an import cycle, and imports nothing heavier than the standard 
 from __future__ import annotations
 
 import fcntl
+import importlib
+import importlib.metadata
 import os
 import shutil
 import tempfile
@@ -16,13 +18,17 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "PLUGIN_GROUPS",
     "Episode",
     "ExecResult",
+    "PluginError",
     "Sandbox",
     "SandboxError",
     "Task",
     "build_once",
     "cache_root",
+    "load_plugin",
+    "plugin_name",
 ]
 
 
@@ -34,6 +40,85 @@ def cache_root() -> Path:
         return Path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(xdg) / "swerepair"
+
+
+# --------------------------------------------------------------------------- plugins by name
+
+#: The entry-point groups through which other packages add rewards, episode rewards and scaffolds
+#: that configs and the command line can name. In a plugin's pyproject.toml::
+#:
+#:     [project.entry-points."swerepair.rewards"]
+#:     touches_gold = "mypkg.rewards:touches_only_gold_files"
+PLUGIN_GROUPS = ("swerepair.rewards", "swerepair.episode_rewards", "swerepair.scaffolds")
+
+
+class PluginError(ValueError):
+    """A name that is neither built in, nor an installed entry point, nor an importable ``module:attr``."""
+
+
+def _import_path(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_plugin(group: str, name: str, builtins: Mapping[str, Any] | None = None) -> Any:
+    """The object `name` stands for in `group` (one of `PLUGIN_GROUPS`), looked up in this order:
+
+    1. `builtins` (the package's own: ``REWARDS``, the bundled scaffolds);
+    2. an entry point of that name in `group`, from any installed distribution;
+    3. an import path ``module:attr`` (``attr`` may be dotted), as Gymnasium's entry points.
+
+    There is no mutable registry: what a name means is decided by code and installed metadata,
+    so the same name means the same thing in a config file, on the command line and on
+    ``--resume``. Raises `PluginError` naming what was tried.
+
+    >>> load_plugin("swerepair.rewards", "os.path:basename") is os.path.basename
+    True
+    """
+    if builtins is not None and name in builtins:
+        return builtins[name]
+    for entry in importlib.metadata.entry_points(group=group):
+        if entry.name == name:
+            return entry.load()
+    if ":" in name:
+        try:
+            return _import_path(name)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(f"{name!r} cannot be imported: {exc}") from None
+    known = sorted({*(builtins or {}), *(e.name for e in importlib.metadata.entry_points(group=group))})
+    raise PluginError(
+        f"unknown name {name!r} in {group}; choose one of {known}, an entry point of the group "
+        f"{group!r}, or an import path module:attr"
+    )
+
+
+def plugin_name(obj: Any, group: str, builtins: Mapping[str, Any] | None = None) -> str | None:
+    """The name under which `load_plugin` gives back `obj` itself: its built-in name, an entry
+    point's name, or ``module:qualname``; None for what has no such name (a lambda, a closure,
+    a ``functools.partial``, an object built at run time), which a config file cannot carry.
+
+    >>> plugin_name(os.path.basename, "swerepair.rewards") in ("posixpath:basename", "ntpath:basename")
+    True
+    >>> plugin_name(lambda patch, task: 1.0, "swerepair.rewards") is None
+    True
+    """
+    for name, value in (builtins or {}).items():
+        if value is obj:
+            return name
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    path = f"{module}:{qualname}" if module and qualname and "<" not in qualname else None
+    for entry in importlib.metadata.entry_points(group=group):
+        if path is not None and entry.value.replace(" ", "") == path:
+            return entry.name
+    if path is None:
+        return None
+    try:
+        return path if _import_path(path) is obj else None
+    except (ImportError, AttributeError):
+        return None
 
 
 def build_once(final: Path, build: Callable[[Path], None], *, complete: Callable[[Path], bool] | None = None) -> Path:

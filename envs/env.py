@@ -44,7 +44,7 @@ from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
 
-from swerepair.agents.scaffold import Scaffold, nano_agent
+from swerepair.agents.scaffold import Scaffold, resolve_scaffold
 from swerepair.agents.scaffold.parsing import ToolCall, ToolCallError, tool_call_from_openai
 from swerepair.agents.scaffold.tools import ToolContext, ToolError, check_arguments, cut_output
 from swerepair.core import Sandbox, SandboxError, Task
@@ -159,9 +159,12 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         tasks: a task set: ``"bundled"``, ``"bundled-synth"``, a task file, a ``datasets.Dataset`` or a list of tasks.
         sandbox: ``"auto"`` (bubblewrap where it works, else local), ``"bubblewrap"``,
             ``"local"``, or a callable ``task -> Sandbox``.
-        scaffold: the agent's prompt, tools and parser (default: the nano-agent).
+        scaffold: the agent's prompt, tools and parser (default: the nano-agent), or its name
+            (`swerepair.agents.scaffold.resolve_scaffold`: ``"nano"``, an entry point of the group
+            ``swerepair.scaffolds``, or ``module:attr``).
         reward: a name from `swerepair.rewards.REWARDS` or `SANDBOX_REWARDS` (``tests_pass``,
-            run in a fresh verifier sandbox made like the agent's), or a callable
+            run in a fresh verifier sandbox made like the agent's), an entry point of the group
+            ``swerepair.rewards``, an import path ``module:function``, or a callable
             ``(patch, task) -> float`` (or an object with ``evaluate``, such as a `Rubric`).
             The default, ``functional_similarity``, scores the gold patch exactly 1.
         budgets: tool-call, context and wall-clock budgets; any `Budgets` field may also be
@@ -190,7 +193,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         tasks: TaskSource = "bundled",
         *,
         sandbox: str | SandboxFactory = "auto",
-        scaffold: Scaffold | None = None,
+        scaffold: Scaffold | str | None = None,
         reward: str | RewardFn = "functional_similarity",
         budgets: Budgets | None = None,
         tool_timeout_s: float = 30.0,
@@ -211,7 +214,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         if not self.tasks:
             raise ValueError("the task set is empty")
         self._by_id = {t.instance_id: t for t in self.tasks}
-        self.scaffold = scaffold or nano_agent()
+        self.scaffold = resolve_scaffold(scaffold)
         _reject_renamed(budget_overrides, "SweRepairEnv")
         unknown = set(budget_overrides) - set(Budgets.__dataclass_fields__)
         if unknown:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from swerepair.core import PluginError, load_plugin, plugin_name
 from swerepair.rewards.adapters import as_trl_reward, extract_patch
 from swerepair.rewards.combinators import Gate, Rubric, weighted_sum
 from swerepair.rewards.outcome import EvaluatingReward, RewardOutcome, VerifierError, evaluate, reward_name
@@ -51,6 +52,7 @@ __all__ = [
     "parse_patch",
     "patch_similarity",
     "per_file_similarity",
+    "registered_reward_name",
     "resolve_reward",
     "reward_name",
     "swe_rl_similarity",
@@ -84,8 +86,14 @@ def resolve_reward(
 ) -> tuple[str, RewardFn]:
     """``(name, reward)`` for a reward given by name or as a callable.
 
-    Names of `SANDBOX_REWARDS` need `sandbox_factory` (the env passes its own); `options` go
-    to their constructor (``timeout=``).
+    A name is one of `REWARDS` or `SANDBOX_REWARDS`, an entry point of the group
+    ``swerepair.rewards`` (another package's reward), or an import path ``module:function``
+    (see `swerepair.core.load_plugin`). Names of `SANDBOX_REWARDS`, and a plugin that is a class,
+    need `sandbox_factory` (the env passes its own); `options` go to their constructor
+    (``timeout=``).
+
+    >>> resolve_reward("swerepair.rewards.similarity:file_targeting")[1] is file_targeting
+    True
     """
     if callable(reward):
         return reward_name(reward), reward
@@ -95,5 +103,31 @@ def resolve_reward(
         if sandbox_factory is None:
             raise ValueError(f"the reward {reward!r} runs tests and needs a sandbox factory")
         return reward, SANDBOX_REWARDS[reward](sandbox_factory, **options)
-    known = sorted([*REWARDS, *SANDBOX_REWARDS])
-    raise ValueError(f"unknown reward {reward!r}; choose one of {known} or pass a callable")
+    try:
+        found = load_plugin("swerepair.rewards", reward)
+    except PluginError:
+        known = sorted([*REWARDS, *SANDBOX_REWARDS])
+        raise ValueError(
+            f"unknown reward {reward!r}; choose one of {known}, an entry point of the group "
+            "swerepair.rewards, an import path module:function, or pass a callable"
+        ) from None
+    if isinstance(found, type):  # a reward class that runs tests, built like TestsPass
+        if sandbox_factory is None:
+            raise ValueError(f"the reward {reward!r} is a class and needs a sandbox factory")
+        found = found(sandbox_factory, **options)
+    if not callable(found):
+        raise ValueError(f"the reward {reward!r} is {type(found).__name__}, not a callable (patch, task) -> float")
+    return reward, found
+
+
+def registered_reward_name(reward: Any) -> str | None:
+    """The name a config file can carry for `reward` (`resolve_reward` gives it back): its
+    built-in name, its entry point's name, or ``module:function``; None for a lambda, a
+    closure or an object built at run time.
+
+    >>> registered_reward_name(functional_similarity)
+    'functional_similarity'
+    >>> registered_reward_name(lambda patch, task: 1.0) is None
+    True
+    """
+    return plugin_name(reward, "swerepair.rewards", {**REWARDS, **SANDBOX_REWARDS})

@@ -113,12 +113,18 @@ class TrainConfig:
     """Docker sandbox: disk budget of the task images, in GB; beyond it the least recently used are
     removed (never one in use or expected next); none: no budget."""
     reward: str = "functional_similarity"
-    """Reward of the final patch, a name from swerepair.rewards (tests_pass runs the tests)."""
+    """Reward of the final patch: a name from swerepair.rewards (tests_pass runs the tests), an entry
+    point of the group swerepair.rewards, or module:function. In Python, a function is accepted too
+    and stored by its name."""
     episode_reward: str | None = None
-    """The Python episode reward (a function of the whole episode replacing the env's reward) the
-    run is trained with, as module.name; written by the trainer given one in code. A config file
-    cannot carry the function itself: a run that names one must be given it again
-    (GRPOTrainer.from_run_dir(dir, episode_reward=fn)); --resume refuses it rather than drop it."""
+    """A reward of the whole episode replacing the env's reward: an entry point of the group
+    swerepair.episode_rewards or module:function, which config files and --resume carry. A function
+    given to the trainer in code is recorded here; one without such a name (as module.name) must be
+    given again (GRPOTrainer.from_run_dir(dir, episode_reward=fn)): --resume refuses it rather than
+    drop it."""
+    scaffold: str = "nano"
+    """The agent's scaffold (prompt, tools, parser): nano (the nano-agent), an entry point of the
+    group swerepair.scaffolds, or module:attr (a Scaffold or a function that builds one)."""
     shaping: Literal["none", "localization"] = "none"
     """Shaping reward added to the patch reward (see swerepair.trainers.shaping): none or localization."""
     shaping_weight: float = 0.2
@@ -240,8 +246,34 @@ class TrainConfig:
         self.validate()
 
     @property
+        self._name_callables()
     def episodes_per_step(self) -> int:
         """Episodes generated (and, less failures, trained on) per optimizer step."""
+    def _name_callables(self) -> None:
+        """Store a reward, episode reward or scaffold given as a Python object by its name, which a
+        config file carries; one without a name (a lambda, a closure) is a `ConfigError`."""
+        from swerepair.core import plugin_name
+
+        if callable(self.reward):
+            from swerepair.rewards import registered_reward_name
+
+            name = registered_reward_name(self.reward)
+            if name is None:
+                raise ConfigError(_unnamed("reward", self.reward, "swerepair.rewards"))
+            self.reward = name
+        if callable(self.episode_reward):
+            name = plugin_name(self.episode_reward, "swerepair.episode_rewards")
+            if name is None:
+                raise ConfigError(_unnamed("episode_reward", self.episode_reward, "swerepair.episode_rewards"))
+            self.episode_reward = name
+        if callable(self.scaffold):
+            from swerepair.agents.scaffold import SCAFFOLDS
+
+            name = plugin_name(self.scaffold, "swerepair.scaffolds", SCAFFOLDS)
+            if name is None:
+                raise ConfigError(_unnamed("scaffold", self.scaffold, "swerepair.scaffolds"))
+            self.scaffold = name
+
         return self.tasks_per_step * self.group_size
 
     def validate(self) -> None:
@@ -316,6 +348,13 @@ def _parse_layers(spec: str, num_layers: int) -> list[int] | None:
     """Layer indices named by `spec` (see `TrainConfig.lora_layers`); None means all layers."""
     spec = spec.strip()
     if spec == "all":
+def _unnamed(key: str, obj: Any, group: str) -> str:
+    return (
+        f"{key}: {obj!r} has no name a config file can carry; define it at module level (it is then "
+        f"stored as module:name) or register it as an entry point of the group {group}"
+    )
+
+
         return None
     if spec == "last_third":
         return list(range(num_layers - max(1, num_layers // 3), num_layers))

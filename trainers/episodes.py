@@ -20,6 +20,7 @@ __all__ = [
     "docker_sandbox_config",
     "env_factory",
     "expect_docker_resets",
+    "resolve_episode_reward",
     "select_tasks",
     "shaped_reward",
     "step_seed",
@@ -31,6 +32,52 @@ EpisodeReward = Callable[[Episode, Any], float]
 
 #: The random draws of a training step that are seeded per step (see `step_seed`).
 SEED_STREAMS = ("tasks", "sampling", "env")
+
+
+#: The entry-point group of episode rewards that a config can name.
+EPISODE_REWARD_GROUP = "swerepair.episode_rewards"
+
+
+def _is_registry_name(name: str) -> bool:
+    """An import path ``module:attr`` or an installed entry point's name (not the ``module.name``
+    a run records for an unregistered function, which it cannot load back)."""
+    from importlib.metadata import entry_points
+
+    return ":" in name or any(e.name == name for e in entry_points(group=EPISODE_REWARD_GROUP))
+
+
+def resolve_episode_reward(
+    config: TrainConfig, episode_reward: EpisodeReward | None
+) -> tuple[TrainConfig, EpisodeReward | None, bool]:
+    """``(config, episode_reward, named)``: the episode reward a trainer uses, from code or by name.
+
+    - Given none, and `config` names one by entry point (group ``swerepair.episode_rewards``) or
+      import path (``module:function``): that function is loaded, so that a config file and
+      ``--resume`` carry it.
+    - Given a function registered as an entry point: `config` records the entry point's name.
+    - Otherwise (`named` False) the trainer records it as before (`bind_episode_reward`), and a
+      run that names an unregistered function without it is refused.
+    """
+    from swerepair.core import PluginError, load_plugin, plugin_name
+
+    name = config.episode_reward
+    if episode_reward is None:
+        if name and _is_registry_name(name):
+            try:
+                return config, load_plugin(EPISODE_REWARD_GROUP, name), True
+            except PluginError as exc:
+                raise ConfigError(f"episode_reward: {exc}") from None
+        return config, None, False
+    if name and _is_registry_name(name):
+        try:
+            if load_plugin(EPISODE_REWARD_GROUP, name) is episode_reward:
+                return config, episode_reward, True
+        except PluginError:
+            pass
+    registered = plugin_name(episode_reward, EPISODE_REWARD_GROUP)
+    if registered is not None and ":" not in registered:  # an entry point's name
+        return config.replace(episode_reward=registered), episode_reward, True
+    return config, episode_reward, False
 
 
 def step_seed(seed: int, step: int, stream: str) -> int:
@@ -94,7 +141,8 @@ def select_tasks(config: TrainConfig) -> list[Any]:
 
 def env_factory(config: TrainConfig, tasks: Sequence[Any], renderer: Any, scaffold: Any) -> functools.partial[Any]:
     """A zero-argument factory of SweRepair-v0 envs over `tasks` with `config`'s budgets, sandbox
-    and reward; the context budget is counted with `renderer` (the policy's tokenizer), one call at
+    and reward (a name the env resolves: `swerepair.rewards.resolve_reward`); the context budget
+    is counted with `renderer` (the policy's tokenizer), one call at
     a time, as env steps run on threads."""
     from swerepair.envs.env import SweRepairEnv
 

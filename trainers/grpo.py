@@ -67,6 +67,7 @@ from swerepair.trainers.episodes import (
     EpisodeReward,
     env_factory,
     expect_docker_resets,
+    resolve_episode_reward,
     shaped_reward,
     step_seed,
 )
@@ -115,6 +116,8 @@ class GRPOTrainer:
         episode_reward: EpisodeReward | None = None,
         resume: str | Path | None = None,
     ) -> None:
+        # a registered episode reward is loaded from its name (config files and --resume carry it)
+        config, episode_reward, _ = resolve_episode_reward(config, episode_reward)
         self.config = config = bind_episode_reward(config, episode_reward)  # recorded in config.yaml
         self.episode_reward = episode_reward
         self.run_dir = Path(config.output_dir)
@@ -212,7 +215,7 @@ class GRPOTrainer:
         from swerepair.agents.inference.chat import ChatRenderer
         from swerepair.agents.inference.hf_backend import HFBackend
         from swerepair.agents.policies.model import ModelPolicy
-        from swerepair.agents.scaffold import nano_agent
+        from swerepair.agents.scaffold import resolve_scaffold
 
         cfg = self.config
         cfg.to_yaml(self.run_dir / "config.yaml")
@@ -222,7 +225,7 @@ class GRPOTrainer:
 
         self.policy_model: PolicyModel = build_policy_model(cfg)
         tokenizer = self.policy_model.tokenizer
-        scaffold = nano_agent()
+        scaffold = resolve_scaffold(cfg.scaffold)
         self.renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = int(pad)  # any id works: padded positions are outside the attention and loss masks

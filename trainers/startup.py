@@ -83,11 +83,17 @@ def bind_episode_reward(config: TrainConfig, episode_reward: Any) -> TrainConfig
     run's config.yaml says what the run was trained with). A config that names an episode reward
     while none is given is a `ConfigError` that names it: a resumed run never silently trains on
     another reward than it started with."""
+    from swerepair.trainers.episodes import resolve_episode_reward
+
+    named_config, _, named = resolve_episode_reward(config, episode_reward)
+    if named:  # registered (entry point or module:function): the config carries it by name
+        return named_config
     if episode_reward is None:
         if config.episode_reward:
             raise ConfigError(
                 f"episode_reward: the run is trained with the Python episode reward {config.episode_reward}, which "
-                "a config file cannot carry; start or resume it from Python with that function "
+                "a config file cannot carry; register it (entry point group swerepair.episode_rewards) or name it "
+                "module:function in the config, or start or resume it from Python with that function "
                 "(GRPOTrainer.from_run_dir(DIR, episode_reward=fn)), or set episode_reward none to train on the "
                 "env's reward"
             )
@@ -129,6 +135,7 @@ def preflight(config: TrainConfig, *, resume: bool = False, episode_reward: Any 
     """Check that a run of `config` can start (see the module docstring) without writing anything;
     return its tasks. Raises `ConfigError` (or the task loader's `TaskFormatError` /
     `TaskRepositoryError`, which name the file and line or the repository directory)."""
+    from swerepair.core import PluginError, load_plugin
     from swerepair.envs.sandbox import bwrap_available, resolve_kind
     from swerepair.rewards import REWARDS, SANDBOX_REWARDS
     from swerepair.trainers.episodes import select_tasks
@@ -145,8 +152,14 @@ def preflight(config: TrainConfig, *, resume: bool = False, episode_reward: Any 
     if config.deepspeed_config and not Path(config.deepspeed_config).is_file():
         raise ConfigError(f"deepspeed_config: {config.deepspeed_config} does not exist")
     if config.reward not in REWARDS and config.reward not in SANDBOX_REWARDS:
-        known = ", ".join(sorted([*REWARDS, *SANDBOX_REWARDS]))
-        raise ConfigError(f"reward: unknown reward {config.reward!r}; choose one of {known}")
+        try:  # another package's reward (entry point) or module:function
+            load_plugin("swerepair.rewards", config.reward)
+        except PluginError:
+            known = ", ".join(sorted([*REWARDS, *SANDBOX_REWARDS]))
+            raise ConfigError(
+                f"reward: unknown reward {config.reward!r}; choose one of {known}, an entry point of the group "
+                "swerepair.rewards, or module:function"
+            ) from None
     try:
         tasks = select_tasks(config)
     except FileNotFoundError as exc:

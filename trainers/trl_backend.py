@@ -38,7 +38,7 @@ from typing import Any
 
 from swerepair.core import Episode
 from swerepair.trainers.config import ConfigError, TrainConfig
-from swerepair.trainers.episodes import env_factory, select_tasks, shaped_reward, step_seed
+from swerepair.trainers.episodes import env_factory, resolve_episode_reward, select_tasks, shaped_reward, step_seed
 from swerepair.trainers.startup import bind_episode_reward
 
 __all__ = ["SweRepairRollout", "build_trl_trainer", "episode_to_trl", "grpo_config", "unsupported_settings"]
@@ -166,13 +166,13 @@ class SweRepairRollout:
 
     def __init__(self, config: TrainConfig, tasks: Sequence[Any], tokenizer: Any, episode_reward: Any = None) -> None:
         from swerepair.agents.inference.chat import ChatRenderer
-        from swerepair.agents.scaffold import nano_agent
+        from swerepair.agents.scaffold import resolve_scaffold
 
         self.config = config
         self.tasks = {t.instance_id: t for t in tasks}
         self.tokenizer = tokenizer
         self.episode_reward = episode_reward
-        scaffold = nano_agent()
+        scaffold = resolve_scaffold(config.scaffold)
         self.renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
         self.make_env = env_factory(config, tasks, self.renderer, scaffold)
         self._by_prompt: dict[str, str] = {}
@@ -291,6 +291,7 @@ def build_trl_trainer(config: TrainConfig, *, episode_reward: Any = None, **grpo
             "use_vllm: the trl backend generates in-process with the hf backend from its rollout_func; TRL's vLLM "
             "client is not wired into it (see docs/trl.md, 'On GPUs')"
         )
+    config, episode_reward, _ = resolve_episode_reward(config, episode_reward)  # a registered one, by name
     config = bind_episode_reward(config, episode_reward)  # recorded in config.yaml; refused if named but not given
     args = grpo_config(config, **grpo_overrides)
     tasks = select_tasks(config)
