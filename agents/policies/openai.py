@@ -58,6 +58,26 @@ From ``choices[0]``:
   `ids_source` (``"token_ids"``, ``"logprobs"`` or ``None``) and, when the server separates
   them, `reasoning_content`.
 
+Token-exact episodes
+--------------------
+
+Given a ``renderer`` (a `ChatRenderer` over the served model's tokenizer), the policy grows each
+episode's token sequence itself, as `ModelPolicy` does (`start`/`act_on`, which
+`swerepair.envs.rollout.run_episodes` drives): each request also carries
+``prompt_token_ids``, the episode's whole sequence so far, and ``tool_choice: "none"`` (the
+model's ``<tool_call>`` text comes back as text, which the env parses), so the model is
+conditioned on exactly the tokens the trainer will score. swerepair's embedded server
+(``swerepair serve``) continues such a prompt token for token and echoes it; each turn's
+`completion_ids` and `logprobs` then join the episode (`EpisodeBuilder`), which comes out with
+``tokens``, ``loss_mask`` and ``logprobs`` and ``info["token_exact"] = True``.
+
+An episode stops being token-exact, with one warning per policy that says why, when a turn comes
+back without ids or logprobs (a server that does not return them, such as a hosted API) or
+generated from other ids than those sent (a server that ignores ``prompt_token_ids``, such as
+vLLM's chat endpoint): the episode goes on from its messages and ends with empty ``tokens`` and
+``info["token_exact"] = False``; trainers cannot use it. Without a ``renderer`` episodes are
+never token-exact (the turns may still carry the server's ids, `AssistantTurn.trainable`).
+
 Errors and retries
 ------------------
 
@@ -92,6 +112,8 @@ from swerepair.agents.inference.backend import GenerationError
 from swerepair.agents.inference.http import HTTPRequestError, request_json
 from swerepair.agents.inference.openai_api import VLLM_FIELDS, token_id
 from swerepair.agents.policies.base import AssistantTurn
+from swerepair.agents.policies.episode import EpisodeBuilder
+from swerepair.core import Episode
 
 __all__ = ["RETRY_STATUSES", "VLLM_FIELDS", "OpenAIError", "OpenAIPolicy", "OpenAIUnavailable", "to_openai_messages"]
 
@@ -197,6 +219,9 @@ class OpenAIPolicy:
         timeout_s: socket timeout of one request (connecting, and each wait for data).
         extra_body: fields merged into every request body last (e.g. ``{"seed": 0}``,
             ``{"tool_choice": "none"}``, ``{"chat_template_kwargs": {...}}``).
+        renderer: a `ChatRenderer` over the served model's tokenizer: episodes run by
+            `run_episodes` are then token-exact where the server continues ``prompt_token_ids``
+            (see "Token-exact episodes" in the module docstring).
 
     Use it as a context manager, or call `close`, to stop its threads.
     """
@@ -219,6 +244,7 @@ class OpenAIPolicy:
         backoff_s: float = 0.5,
         timeout_s: float = 300.0,
         extra_body: dict[str, Any] | None = None,
+        renderer: Any = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -246,6 +272,12 @@ class OpenAIPolicy:
         self._opener = urllib.request.build_opener()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self.renderer = renderer
+        self._warned_untrainable = False
+        if renderer is None:
+            # run_episodes builds token-exact episodes only with a policy that has start/act_on
+            self.start = None  # type: ignore[assignment]
+            self.act_on = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"OpenAIPolicy(base_url={self.base_url!r}, model={self.model!r})"
@@ -263,21 +295,72 @@ class OpenAIPolicy:
         pool = self._executor()
         futures = [pool.submit(self.complete, conv) for conv in conversations]
         try:
+            turns = [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        if not all(t.trainable for t in turns):
+            self.warn_untrainable("the server returned no token ids or no logprobs for its turns")
+        return turns
+
+    # -- token-exact episodes (with a renderer) ----------------------------------------------
+    def start(self, messages: Sequence[Message]) -> _ServerEpisode:  # type: ignore[no-redef]
+        """A token-exact episode starting from the env's first observation."""
+        return _ServerEpisode(self, messages)
+
+    def act_on(self, episodes: Sequence[_ServerEpisode]) -> list[AssistantTurn]:  # type: ignore[no-redef]
+        """One turn per episode: from its token sequence while it is token-exact, else from its messages."""
+        episodes = list(episodes)
+        if not episodes:
+            return []
+        pool = self._executor()
+        futures = [pool.submit(self._act_on_one, ep) for ep in episodes]
+        try:
             return [f.result() for f in futures]
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
 
-    def complete(self, conversation: Sequence[Message]) -> AssistantTurn:
-        """The next assistant turn of one conversation (one request, in the calling thread)."""
+    def _act_on_one(self, episode: _ServerEpisode) -> AssistantTurn:
+        if not episode.exact:
+            return self.complete(episode.conversation)
+        prompt = episode.prompt_ids
+        turn = self.complete(episode.conversation, prompt_ids=prompt)
+        if not turn.trainable:
+            episode.drop_exactness(self, "the server returned no token ids or no logprobs for its turns")
+        elif list(turn.prompt_ids or ()) != prompt:
+            episode.drop_exactness(
+                self, "the server generated from other token ids than the episode's (it ignores prompt_token_ids)"
+            )
+        return turn
+
+    def warn_untrainable(self, why: str) -> None:
+        """Warn, once per policy, that episodes are not token-exact (trainers cannot use them)."""
+        with self._lock:
+            first, self._warned_untrainable = not self._warned_untrainable, True
+        if first:
+            log.warning(
+                "%s: %s, so episodes are not token-exact and cannot be trained on (their tokens are left "
+                "empty, info['token_exact'] is False); swerepair serve and vLLM return ids and logprobs",
+                self.url,
+                why,
+            )
+
+    def complete(self, conversation: Sequence[Message], *, prompt_ids: Sequence[int] | None = None) -> AssistantTurn:
+        """The next assistant turn of one conversation (one request, in the calling thread);
+        with `prompt_ids`, the request asks the server to continue exactly those token ids."""
         messages = to_openai_messages(conversation)
         attempts = 0
         dropped_fields = False
         while True:
             with_vllm = self.send_vllm_fields
+            body = self._body(messages, with_vllm)
+            if prompt_ids is not None:
+                body = {"tool_choice": "none", **body, "prompt_token_ids": list(prompt_ids)}
             try:
-                data, tries = self._post(self._body(messages, with_vllm))
+                data, tries = self._post(body)
             except OpenAIError as exc:
                 attempts += exc.attempts
                 exc.attempts = attempts
@@ -461,6 +544,37 @@ class OpenAIPolicy:
             policy_version=_version(data.get("policy_version")),
             info=info,
         )
+
+
+class _ServerEpisode(EpisodeBuilder):
+    """An `EpisodeBuilder` that keeps the env's conversation too, and goes on without tokens
+    (``exact`` False) once a turn cannot join the sequence token for token."""
+
+    def __init__(self, policy: OpenAIPolicy, messages: Sequence[Message]) -> None:
+        super().__init__(policy.renderer, messages)
+        self.conversation: list[Message] = [dict(m) for m in messages]
+        self.exact = True
+
+    def drop_exactness(self, policy: OpenAIPolicy, why: str) -> None:
+        self.exact = False
+        policy.warn_untrainable(why)
+
+    def add_turn(self, turn: AssistantTurn, text: str) -> None:
+        action = turn.action
+        self.conversation.append(dict(action) if isinstance(action, dict) else {"role": "assistant", "content": text})
+        if self.exact:
+            super().add_turn(turn, text)
+
+    def add_observation(self, new_messages: Sequence[Message]) -> None:
+        self.conversation += [dict(m) for m in new_messages]
+        if self.exact:
+            super().add_observation(new_messages)
+
+    def finish(self, messages: Sequence[Message], reward: float, info: dict[str, Any], instance_id: str) -> Episode:
+        if self.exact:
+            return super().finish(messages, reward, info, instance_id)
+        info = {**info, "token_exact": False}
+        return Episode(instance_id, [dict(m) for m in messages], [], [], [], float(reward), info)
 
 
 # -- helpers -------------------------------------------------------------------------------
