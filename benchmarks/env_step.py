@@ -1,6 +1,9 @@
 """Latency of `SweRepairEnv.reset` and `SweRepairEnv.step`, per sandbox kind.
 
-For each sandbox ("bubblewrap", the hardened one; "bubblewrap-unhardened", the invocation the
+For each sandbox ("bubblewrap-session", the hardened one as the env runs it by default: one
+bubblewrap per episode whose supervisor spawns each command, `SandboxConfig(session=True)`;
+"bubblewrap-per-command", the same isolation with a fresh bubblewrap per command,
+`SandboxConfig(session=False)`; "bubblewrap-unhardened", the invocation the
 package used before the integrity work, rebuilt here for comparison: bwrap as the caller (root
 keeps its capabilities), no seccomp filter, no uid switch, no cgroup, no argument fd, no disk
 watch; "gvisor" where runsc runs, with fewer samples; "docker" where a Docker engine answers,
@@ -131,8 +134,13 @@ def docker_image() -> str | None:
 
 
 def make_env(kind: str) -> SweRepairEnv:
+    from swerepair.envs.sandbox import SandboxConfig
+
     sandbox = unhardened_factory if kind == "bubblewrap-unhardened" else kind
-    extra = {"docker": {"image": DOCKER_IMAGE, "pool_size": 0}} if kind == "docker" else {}
+    extra: dict = {"docker": {"image": DOCKER_IMAGE, "pool_size": 0}} if kind == "docker" else {}
+    if kind in ("bubblewrap-session", "bubblewrap-per-command"):
+        sandbox = "bubblewrap"
+        extra["sandbox_config"] = SandboxConfig(session=kind == "bubblewrap-session")
     return SweRepairEnv(
         tasks="bundled", sandbox=sandbox, max_tool_calls=10_000, max_context_tokens=10**9, max_wall_s=1e9, **extra
     )
@@ -241,7 +249,7 @@ def main() -> int:
     args.n_resets, args.n_steps = args.n or 50, args.n or 100
 
     global DOCKER_IMAGE
-    kinds = ["bubblewrap", "bubblewrap-unhardened", "gvisor", "docker", "local"]
+    kinds = ["bubblewrap-session", "bubblewrap-per-command", "bubblewrap-unhardened", "gvisor", "docker", "local"]
     notes = []
     if not bwrap_available():
         kinds = [k for k in kinds if not k.startswith("bubblewrap")]
@@ -268,7 +276,7 @@ def main() -> int:
                 n_resets, n_steps = min(n_resets, 20), min(n_steps, 50)
             result[kind] = bench_kind(kind, n_resets, n_steps)
             result[kind]["n"] = {"resets": n_resets, "steps": n_steps}
-        if args.built_env and "bubblewrap" in kinds:
+        if args.built_env and "bubblewrap-session" in kinds:
             result.update(built_env_rows(args.n_resets, args.n_steps))
         subprocess.run(["true"])  # warm-up
         result["bare_subprocess_ms"] = pct(timed(lambda: subprocess.run(["true"]), args.n_steps))
@@ -300,6 +308,19 @@ def main() -> int:
         if k == 0:
             print("  ".join("-" * w for w in widths))
     m = result["machine"]
+    if "bubblewrap-session" in result and "bubblewrap-per-command" in result:
+        sess, per = result["bubblewrap-session"], result["bubblewrap-per-command"]
+        result["session_vs_per_command"] = {
+            "step_p50_speedup": round(per["step_ms"]["p50"] / sess["step_ms"]["p50"], 2),
+            "step_p50_over_bare": round(sess["step_ms"]["p50"] / bare["p50"], 2),
+            "reset_p50_ms": {"session": sess["reset_ms"]["p50"], "per-command": per["reset_ms"]["p50"]},
+        }
+        c = result["session_vs_per_command"]
+        print(
+            f"\nbubblewrap session vs a bubblewrap per command: step p50 {sess['step_ms']['p50']:.2f} ms vs "
+            f"{per['step_ms']['p50']:.2f} ms ({c['step_p50_speedup']:.1f}x faster; {c['step_p50_over_bare']:.1f}x a "
+            f"bare subprocess.run); reset p50 {sess['reset_ms']['p50']:.2f} ms vs {per['reset_ms']['p50']:.2f} ms"
+        )
     print(f"\ntarget steady-state reset p50: {TARGET_RESET_MS} ms; {m['cpu_count']} CPUs, Python {m['python']}")
     for note in notes:
         print(f"note: {note}")

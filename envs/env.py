@@ -33,6 +33,7 @@ or commit is missing (`swerepair.envs.rollout.run_episodes` turns it into a fail
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import threading
@@ -228,8 +229,10 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         self.sandbox_config = sandbox_config or SandboxConfig()
         if docker:
             self.sandbox_config = _with_docker(self.sandbox_config, docker)
+        verifier_factory: Callable[[Task], Sandbox]
         if callable(sandbox):
             self.sandbox_kind, self._factory = getattr(sandbox, "__name__", "custom"), sandbox
+            verifier_factory = sandbox
         else:
             kind = resolve_kind(sandbox)
             if kind == "bubblewrap" and not bwrap_available():
@@ -243,7 +246,11 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
                 )
             self.sandbox_kind = kind
             self._factory = lambda task: make_sandbox(kind, task, self.sandbox_config)
-        self.reward_name, self.reward_fn = resolve_reward(reward, self._factory, timeout=verifier_timeout_s)
+            # The verifier's sandboxes are fresh ones, never the agent's, with a bubblewrap per
+            # command (no session): a handful of commands, each in namespaces of its own.
+            verifier_config = dataclasses.replace(self.sandbox_config, session=False)
+            verifier_factory = lambda task: make_sandbox(kind, task, verifier_config)  # noqa: E731
+        self.reward_name, self.reward_fn = resolve_reward(reward, verifier_factory, timeout=verifier_timeout_s)
         self.observation_space = ConversationSpace()
         self.action_space = AssistantTurnSpace()
         self._ep: _Episode | None = None

@@ -20,6 +20,17 @@ needs_bwrap = pytest.mark.skipif(
     not HAVE_BWRAP and not os.environ.get("CI"), reason="bubblewrap cannot create namespaces here"
 )
 
+#: The two ways the bubblewrap sandbox runs commands (`SandboxConfig.session`): one sandbox per
+#: episode whose supervisor spawns each command, or a bubblewrap per command. Suites that must
+#: hold in both run with `bwrap_mode` (it sets the default through $SWEREPAIR_SANDBOX_SESSION).
+BWRAP_MODES = ("session", "per-command")
+
+
+def set_bwrap_mode(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """Make `SandboxConfig()` default to `mode` (one of `BWRAP_MODES`) for this test."""
+    monkeypatch.setenv("SWEREPAIR_SANDBOX_SESSION", "1" if mode == "session" else "0")
+
+
 #: Sandbox kinds every sandbox-level test runs on (local always; bubblewrap where it works).
 SANDBOX_KINDS = [
     pytest.param("local", marks=pytest.mark.filterwarnings("ignore::swerepair.envs.sandbox.LocalSandboxWarning")),

@@ -64,8 +64,11 @@ class SandboxConfig:
         docker_pool: the Docker sandbox's warm pool and image disk budget
             (`swerepair.envs.sandbox.docker.pool.PoolConfig`); default: its defaults.
         session: bubblewrap only: one sandbox per episode whose supervisor runs each command
-            in a fresh process with the same isolation (`swerepair.envs.sandbox.session`; a
-            step costs about a bare process), instead of a new bubblewrap per command (False).
+            in a fresh process with the same isolation and guarantees
+            (`swerepair.envs.sandbox.session`; a step then costs a few times a bare process)
+            instead of a new bubblewrap per command (False). Default: on, unless the
+            environment variable ``SWEREPAIR_SANDBOX_SESSION`` is ``0``. The verifier's
+            sandboxes never use a session.
         environments: where Docker-free environments are looked up
             (`swerepair.envs.pyenvs`): ``"auto"`` (the default root), a directory, or None
             (never). A task whose environment is built there runs with its interpreter, unless
@@ -81,7 +84,7 @@ class SandboxConfig:
     docker_runtime: str | None = None
     docker_pool: PoolConfig | None = None
     environments: str | None = "auto"
-    session: bool = True
+    session: bool = field(default_factory=lambda: os.environ.get("SWEREPAIR_SANDBOX_SESSION", "1") != "0")
 
 
 def _base_env(home: str) -> dict[str, str]:

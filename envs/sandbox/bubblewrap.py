@@ -1,6 +1,14 @@
-"""The bubblewrap sandbox: each command runs in fresh Linux namespaces as an unprivileged user.
+"""The bubblewrap sandbox: commands run in Linux namespaces as an unprivileged user.
 
-What is covered (started by root or by an ordinary user alike):
+Two modes (`SandboxConfig.session`), with the same guarantees per command:
+- **session** (the default): one bubblewrap per sandbox (per episode), set up once; its PID 1 is
+  a small supervisor (`swerepair.envs.sandbox.session`) that spawns each command as a fresh
+  process with the identity, filter and limits below, and kills everything the command left
+  before it answers. A step then costs a few times a bare process instead of a bubblewrap start.
+- **per command** (``session=False``): a fresh bubblewrap for every command.
+The verifier's sandboxes always run per command.
+
+What is covered (started by root or by an ordinary user alike, in both modes):
 - **Identity and privileges.** The command never holds a capability and never runs as host
   uid 0. Started by root, bubblewrap sets up the namespaces and mounts, then the command is
   switched to an unprivileged uid (`SANDBOX_UID`, ``nobody``) with an empty bounding set and
@@ -14,20 +22,28 @@ What is covered (started by root or by an ordinary user alike):
   ``/etc`` that programs need (no ``shadow``, no keys), the Python interpreter's prefixes and
   the restricted bin are visible, read-only. The repository is bind-mounted read-write at
   ``/workspace``, its ``.git`` read-only (and, under root, owned by root while the agent is
-  not). ``/tmp`` and ``/dev/shm`` are private size-capped tmpfs per command; ``/proc`` is the
-  command's own PID namespace (``/proc/sys`` read-only); ``/sys`` is absent; ``/dev`` is
-  minimal. The home directory, the swerepair package (gold patches live there) and its cache
-  are not visible, and the mount list is not in ``/proc/1/cmdline`` (it is passed on a file
-  descriptor).
+  not). ``/tmp`` and ``/dev/shm`` are private size-capped tmpfs that no command sees another's
+  files in (per command: a new tmpfs; session: emptied by the supervisor once nothing of the
+  command is left, with the command's System V IPC objects and POSIX message queues);
+  ``/proc`` is the sandbox's own PID namespace (``/proc/sys`` read-only); ``/sys`` is absent;
+  ``/dev`` is minimal (read-only in a session). The home directory, the swerepair package
+  (gold patches live there) and its cache are not visible, and the mount list is not in
+  ``/proc/1/cmdline`` (it is passed on a file descriptor).
 - **Network.** A new, empty network namespace: nothing on the host, the LAN or the internet
   can be reached, 127.0.0.1 included.
 - **Processes.** New PID, IPC, UTS and cgroup namespaces; the command cannot see or signal
-  host processes. When the command exits, or its timeout kills bubblewrap, the namespace's
-  init dies and the kernel kills every process left in it: nothing outlives the call, so no
-  agent code runs while the host reads the workspace.
+  host processes. Per command: when the command exits, or its timeout kills bubblewrap, the
+  namespace's init dies and the kernel kills every process left in it. Session: when the
+  command's main process exits, or the host ends it (timeout, disk budget), the supervisor
+  kills every other process of the namespace and reaps them until none is left, then answers;
+  the host also checks the sandbox's cgroup. Either way nothing outlives the call, so no agent
+  code runs while the host reads the workspace. A command that kills the session's supervisor
+  takes the namespace with it; it is reported killed (an observation) and the next command
+  starts a fresh session.
 - **Resources.** The whole command tree's memory, process count and CPU through a cgroup the
   sandbox creates for itself (`swerepair.envs.sandbox.cgroup`) where the machine allows it;
-  per process: CPU seconds, address space, file size and open files (setrlimit); a disk
+  per process: CPU seconds, address space, file size and open files (setrlimit: util-linux
+  ``prlimit`` per command; the supervisor in a session); a disk
   budget for the workspace (watched while the command runs; the command is killed past it)
   and size-capped tmpfs; wall-clock timeout; output captured up to a limit.
 
@@ -36,6 +52,12 @@ What is not covered:
   or a VM for policies you treat as hostile.
 - Without a cgroup (no delegation on cgroup v2, an unprivileged user on v1), memory and
   process limits are per process only; the sandbox logs this once.
+- Session: the sandbox's mount, PID, network, UTS and cgroup namespaces last the episode
+  (nothing of the agent can live on in them, see above); started by a user, the supervisor
+  shares the agent's uid, so a command can end the session (through the supervisor's
+  rlimits, say): that command is reported killed, the next one runs in a fresh session.
+  A command's hard CPU-seconds limit is the supervisor's until its execve has committed
+  (microseconds, before bash runs a line of it); its other hard limits hold from the start.
 - The disk budget is sampled (every `DISK_POLL_S`, less often for big workspaces): a command
   can overshoot it by what it writes between two samples (tens of MB on a fast disk), each
   file capped by the per-file size limit.

@@ -1,43 +1,55 @@
 """A bubblewrap session: one sandbox per episode, a fresh process per command.
 
-Starting bubblewrap costs several milliseconds (namespaces, about forty mounts, a cgroup join);
-a tool step that runs ``true`` costs far less. A session starts bubblewrap once, with a small
-**supervisor** (`SUPERVISOR`, run by the system's Python) as the namespace's PID 1, and sends it
-each command over a socket. The supervisor forks a fresh process per command and puts it
-through the same setup the per-command mode gives it: a new session, a private size-capped
-``/tmp`` and ``/dev/shm`` and a new IPC namespace (so nothing of one command's scratch space
-reaches the next), the per-process limits, the identity drop (root: uid `SANDBOX_UID` with
-every capability set empty; user: every capability dropped), ``no_new_privs`` and the seccomp
-filter; then it executes the command.
+Starting bubblewrap costs milliseconds (namespaces, about forty mounts, a cgroup join); a tool
+step that runs ``true`` costs far less. A session starts bubblewrap once, with a small
+**supervisor** (`SUPERVISOR`, run by the system's Python) as PID 1 of its namespace, and sends
+it each command over a socket.
 
-When the command's main process exits, or the host asks (its timeout, its disk budget), the
-supervisor kills every other process of the PID namespace and reaps them until it has no child
-left: every process of the namespace descends from PID 1, so none of the agent's code runs any
-more when the host hears the exit status and goes on to read the workspace. Where the sandbox
-has a cgroup, the host also checks that it holds nothing but bubblewrap and the supervisor.
+Set-up, once: bubblewrap builds the same namespaces and view as for a single command (minus
+the seccomp argument), and gives the supervisor only ``CAP_SYS_ADMIN`` and ``CAP_SETPCAP`` (root
+mode also ``CAP_SETUID``, ``CAP_SETGID``). The supervisor makes a mount and IPC namespace of its
+own (its user namespace owns them in user mode), makes ``/dev`` read-only, mounts the IPC
+namespace's message-queue filesystem where only it looks, then drops everything: every
+capability set empty (the bounding set included), ``no_new_privs``, the hard per-process limits,
+the same seccomp filter as every command, and the agent's uid: started by root its real uid
+and gids are `SANDBOX_UID`'s while its effective and saved uid stay 0 without any capability
+(so the agent, a plain uid, can neither change its limits nor its priority; files are touched
+as the agent's uid); started by a user it is the agent's uid. It is not dumpable.
+
+Per command: the supervisor spawns the command with ``posix_spawn`` (a vfork: no copy of its
+memory), in a new session, with its output on the pipe the host handed over (and stdin's, or
+``/dev/null``), default signal dispositions, the effective uid reset to the real one (root
+mode), in ``/workspace``; it inherits the identity, filter and hard limits above, and the
+supervisor then sets its exact limits (CPU seconds from the timeout) with prlimit. When the
+command's main process exits, or the host asks (timeout, disk budget), the supervisor kills
+every other process of the PID namespace and reaps them until it has no child left (every
+process of the namespace descends from PID 1, so then none is left), empties ``/tmp`` and
+``/dev/shm``, removes the System V IPC objects and POSIX message queues left, and only then
+answers with the exit status. Where the sandbox has a cgroup, the host also checks that it
+holds nothing but bubblewrap and the supervisor.
 
 The supervisor against the agent:
-- it runs as another identity (root: host uid 0 holding ``CAP_SYS_ADMIN``, ``CAP_SETUID``,
-  ``CAP_SETGID``, ``CAP_SETPCAP`` and ``CAP_KILL`` only; user: the same uid as the agent but
-  holding ``CAP_SYS_ADMIN`` and ``CAP_SETPCAP`` of its user namespace, which the agent lacks)
-  and is not dumpable, so the agent can neither trace it nor open its ``/proc`` entries
-  (``fd``, ``mem``, ``environ``); seccomp denies ptrace to the agent anyway;
-- as PID 1 it receives from inside its namespace only the signals it handles (SIGCHLD, which
-  makes it reap): SIGKILL and SIGSTOP from the agent are ignored by the kernel;
-- its control socket is closed in every command before it executes, and it never reads the
-  command's output (the host hands the output pipe over; the supervisor only passes it on), so
-  the agent can write output but cannot forge an exit status or a "clean" report;
-- if it dies all the same (the memory limit's OOM killer may choose it), the kernel kills the
-  whole namespace with it, the host waits for bubblewrap to exit, reports the command as
-  killed (``killed_reason``, an observation, never an exception), and the next command starts
-  a fresh session. The same happens when it does not answer within `KILL_GRACE_S` of a kill,
-  or when its cgroup holds a process it should not.
+- as PID 1 it gets from inside its namespace only the signals it handles (SIGCHLD, on which it
+  reaps): SIGKILL and SIGSTOP from the agent are ignored by the kernel; ptrace and
+  process_vm_* are denied by the filter, and not being dumpable its ``/proc`` entries (``fd``,
+  ``mem``, ``environ``) are closed to the agent;
+- its control socket is close-on-exec, and it never reads the command's output (the host hands
+  over the pipe and reads it), so the agent can write output but cannot forge an exit status;
+- if it dies all the same (the memory limit's OOM killer may pick it; started by a user the
+  agent may lower its limits), the kernel kills the whole namespace with it; the host waits
+  for bubblewrap to exit, reports the command as killed (``killed_reason``: an observation,
+  never an exception) and starts a fresh session for the next command. The same happens when
+  it does not answer within `KILL_GRACE_S` of a kill, or its cgroup holds an unknown process.
+- the session ends when the host closes the socket (a crashed host included); it is not tied
+  to the host thread that started it (bubblewrap's ``--die-with-parent`` would be).
 
-What differs from the per-command mode: the session's namespaces (mount, PID, network, UTS,
-cgroup) live for the episode; nothing of the agent can persist in them (its processes are gone
-after each command, its ``/tmp``, ``/dev/shm`` and System V IPC objects were the command's own,
-the rest of the view is read-only except the workspace). Per-process rlimits are set by the
-supervisor with setrlimit instead of util-linux ``prlimit``.
+What differs from the per-command mode: the sandbox's mount, PID, network, UTS and cgroup
+namespaces last for the episode; nothing of the agent can stay in them (see above; the rest
+of the view is read-only except the workspace). A command's hard CPU-seconds limit is the
+supervisor's (none) until its execve has committed its credentials, a few microseconds after
+``posix_spawn`` returns, before bash has run a line of it; its other hard limits hold from the
+start. A command that finds the session busy (one abandoned by its caller still runs) gets a
+bubblewrap of its own.
 """
 
 from __future__ import annotations
@@ -250,11 +262,17 @@ def serve(req, fds):
         cleanup()
         send({"error": "exec", "message": str(exc)})
         return
+    # The command's exact limits. Until its execve has committed its credentials (microseconds
+    # after posix_spawn returns) its saved uid is still ours and prlimit is refused: retry.
     for res, soft, hard in req["rlimits"]:
-        try:
-            resource.prlimit(pid, res, (soft, hard))
-        except OSError:
-            pass
+        for _ in range(100000):
+            try:
+                resource.prlimit(pid, res, (soft, hard))
+                break
+            except PermissionError:
+                os.sched_yield()
+            except OSError:
+                break
     for fd in fds:
         os.close(fd)
     status = None

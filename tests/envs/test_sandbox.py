@@ -13,7 +13,14 @@ import swerepair
 from swerepair.core import SandboxError, Task
 from swerepair.envs.sandbox import ResourceLimits, SandboxConfig, TaskRepositoryError, make_sandbox
 
-from helpers import SANDBOX_KINDS, needs_bwrap
+from helpers import BWRAP_MODES, SANDBOX_KINDS, needs_bwrap, set_bwrap_mode
+
+
+@pytest.fixture(autouse=True, params=BWRAP_MODES)
+def bwrap_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with bubblewrap's session and with a bubblewrap per command."""
+    set_bwrap_mode(monkeypatch, request.param)
+    return request.param
 
 
 @pytest.fixture(params=SANDBOX_KINDS)

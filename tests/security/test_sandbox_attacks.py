@@ -19,17 +19,23 @@ from swerepair.envs.sandbox import SandboxConfig
 
 from attack_kit import MARKER, PWNED, apply_patch, host_snapshot, py, shell
 from docker_kit import base_image, needs_docker
-from helpers import needs_bwrap
+from helpers import BWRAP_MODES, needs_bwrap, set_bwrap_mode
 
 TASK = "swerepair__intervals-1"
 
-#: The sandboxes every attack runs against.
-KINDS = [pytest.param("bubblewrap", marks=needs_bwrap), pytest.param("docker", marks=needs_docker)]
+#: The sandboxes every attack runs against; bubblewrap in both of its modes (`bwrap_mode`).
+KINDS = [
+    *(pytest.param(("bubblewrap", mode), marks=needs_bwrap, id=f"bubblewrap-{mode}") for mode in BWRAP_MODES),
+    pytest.param(("docker", None), marks=needs_docker, id="docker"),
+]
 
 
 @pytest.fixture(params=KINDS)
-def kind(request) -> str:
-    return request.param
+def kind(request, monkeypatch: pytest.MonkeyPatch) -> str:
+    sandbox, mode = request.param
+    if mode is not None:
+        set_bwrap_mode(monkeypatch, mode)
+    return sandbox
 
 
 def make_env(kind: str, config: SandboxConfig | None = None, **kwargs) -> SweRepairEnv:
