@@ -136,6 +136,9 @@ class TrainConfig:
     """Context budget of one episode, counted by the policy's tokenizer."""
     max_new_tokens: int = 512
     """Most tokens generated in one turn."""
+    kv_cache_gib: float = 2.0
+    """Memory (GiB) of the in-process backend's KV prefix cache, which keeps each episode's keys
+    and values between its turns and encodes a group's shared prompt once; 0 turns it off."""
     tool_timeout_s: float = 30.0
     """Time limit of one tool call."""
     verifier_timeout_s: float = 300.0
@@ -243,12 +246,9 @@ class TrainConfig:
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
+        self._name_callables()
         self.validate()
 
-    @property
-        self._name_callables()
-    def episodes_per_step(self) -> int:
-        """Episodes generated (and, less failures, trained on) per optimizer step."""
     def _name_callables(self) -> None:
         """Store a reward, episode reward or scaffold given as a Python object by its name, which a
         config file carries; one without a name (a lambda, a closure) is a `ConfigError`."""
@@ -274,6 +274,9 @@ class TrainConfig:
                 raise ConfigError(_unnamed("scaffold", self.scaffold, "swerepair.scaffolds"))
             self.scaffold = name
 
+    @property
+    def episodes_per_step(self) -> int:
+        """Episodes generated (and, less failures, trained on) per optimizer step."""
         return self.tasks_per_step * self.group_size
 
     def validate(self) -> None:
@@ -301,6 +304,7 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         nonnegative = ["beta", "entropy_coef", "eps_low", "eps_high", "weight_decay", "max_grad_norm", "warmup_steps"]
+        nonnegative += ["kv_cache_gib"]
         for name in [*nonnegative, "shaping_weight"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)!r}")
@@ -344,10 +348,6 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _parse_layers(spec: str, num_layers: int) -> list[int] | None:
-    """Layer indices named by `spec` (see `TrainConfig.lora_layers`); None means all layers."""
-    spec = spec.strip()
-    if spec == "all":
 def _unnamed(key: str, obj: Any, group: str) -> str:
     return (
         f"{key}: {obj!r} has no name a config file can carry; define it at module level (it is then "
@@ -355,6 +355,10 @@ def _unnamed(key: str, obj: Any, group: str) -> str:
     )
 
 
+def _parse_layers(spec: str, num_layers: int) -> list[int] | None:
+    """Layer indices named by `spec` (see `TrainConfig.lora_layers`); None means all layers."""
+    spec = spec.strip()
+    if spec == "all":
         return None
     if spec == "last_third":
         return list(range(num_layers - max(1, num_layers // 3), num_layers))
@@ -441,7 +445,7 @@ MODEL_DEFAULTS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
             "tasks_per_step": 1,
             "max_tool_calls": 4,
             "max_new_tokens": 64,
-            "max_context_tokens": 2048,
+            "max_context_tokens": 4096,
             "env_workers": 4,
         },
     }

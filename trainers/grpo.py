@@ -249,6 +249,7 @@ class GRPOTrainer:
                 top_p=cfg.top_p,
                 max_new_tokens=cfg.max_new_tokens,
                 seed=cfg.seed,
+                cache_bytes=int(cfg.kv_cache_gib * (1 << 30)),
             )
         self.policy = ModelPolicy(self.backend, self.renderer)
         self.make_env = env_factory(cfg, tasks, self.renderer, scaffold)
@@ -438,6 +439,9 @@ class GRPOTrainer:
 
         tokens_before, seconds_before = self.backend.stats["generated_tokens"], self.backend.stats["seconds"]
         episodes = _run(self.make_env, self.policy, task_ids, step, cfg, on_rollout)
+        reset = getattr(self.backend, "reset_cache", None)
+        if callable(reset):  # the update makes the stored KV states stale: free them for it
+            reset()
         generated = self.backend.stats["generated_tokens"] - tokens_before
         return episodes, generated, self.backend.stats["seconds"] - seconds_before
 
