@@ -19,9 +19,11 @@ Endpoints
 | POST | ``/reset_cache`` | ``{}`` | ``{"ok": true}``: drops any prefix cache the backend keeps |
 | any | a path added with `InferenceServer.add_route` | JSON object | what its handler returns |
 
-`HFBackend` keeps no cache across calls (each batch builds its own KV cache and drops it), so
-``/reset_cache`` has nothing to clear there; it calls the backend's ``reset_cache()`` when the
-backend has one, so that a backend with a prefix cache can be swapped in later.
+`HFBackend` keeps the KV states of what it has run in a prefix cache (``cache_bytes``, 2 GiB by
+default; 0 turns it off): a conversation's next request is encoded from the end of its earlier
+turns, and requests sharing a prompt have it encoded once (`stats` counts the tokens run and
+reused). New weights drop it (a ``/weights`` update or a new ``/policy_version``);
+``/reset_cache`` drops it on demand.
 
 Errors are ``{"error": {"message": ..., "type": ..., "code": status}}``: 400 for a malformed
 request (body not a JSON object, missing or malformed fields, unsupported options), 404 for an
@@ -124,7 +126,7 @@ from typing import Any
 
 from swerepair.agents.inference.backend import Generation
 from swerepair.agents.inference.chat import ChatRenderer
-from swerepair.agents.inference.hf_backend import HFBackend
+from swerepair.agents.inference.hf_backend import DEFAULT_CACHE_BYTES, HFBackend
 from swerepair.agents.inference.openai_api import token_name
 from swerepair.agents.scaffold.parsing import HermesParser
 
@@ -204,6 +206,7 @@ class InferenceServer:
         batch_window_s: float = 0.01,
         default_max_tokens: int = 512,
         seed: int | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -219,7 +222,9 @@ class InferenceServer:
         self.batch_window_s = batch_window_s
         self.default_max_tokens = default_max_tokens
         self._requested_port = port
-        self._backend: Any = HFBackend(model, tokenizer, max_new_tokens=default_max_tokens, seed=seed)
+        self._backend: Any = HFBackend(
+            model, tokenizer, max_new_tokens=default_max_tokens, seed=seed, cache_bytes=cache_bytes
+        )
         self._rng = random.Random(seed)  # reseeds the sampler after a seeded request
         try:  # request threads get their own copy (see the module docstring)
             self._tokenizer = copy.deepcopy(tokenizer)
@@ -296,9 +301,17 @@ class InferenceServer:
     @property
     def stats(self) -> dict[str, int]:
         """Counters (a copy): `requests` completions generated, `batches` backend ``generate``
-        calls, `max_batch` the most prompts one call had."""
+        calls, `max_batch` the most prompts one call had; with the in-process backend also
+        `encoded_tokens` (prompt tokens run through the model) and `reused_tokens` (prompt
+        tokens whose KV states came from the prefix cache: a conversation's earlier turns, a
+        prompt other requests share)."""
         with self._stats_lock:
-            return dict(self._stats)
+            out = dict(self._stats)
+        cache = getattr(self._backend, "cache", None)
+        if cache is not None:
+            out["encoded_tokens"] = int(self._backend.stats.get("encoded_tokens", 0))
+            out["reused_tokens"] = int(cache.stats.reused_tokens)
+        return out
 
     # -- routes ------------------------------------------------------------------------------
     def add_route(self, method: str, path: str, handler: Handler) -> None:
@@ -730,6 +743,7 @@ def serve(
     batch_window_s: float = 0.01,
     default_max_tokens: int = 512,
     seed: int | None = None,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
 ) -> None:
     """Load `model_name_or_path` (`swerepair.agents.inference.models.load_model`: a built-in name, a
     directory or a cached hub id) and serve it until interrupted (Ctrl-C).
@@ -751,6 +765,7 @@ def serve(
         batch_window_s=batch_window_s,
         default_max_tokens=default_max_tokens,
         seed=seed,
+        cache_bytes=cache_bytes,
     )
     attach_weight_endpoints(server)  # live weight updates from a trainer (/weights/*)
     stopped = threading.Event()

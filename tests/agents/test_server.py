@@ -289,8 +289,29 @@ def test_tool_calls_are_parsed(fixed_server, tiny) -> None:
     assert choice["finish_reason"] == "length"
 
 
+def test_a_conversations_next_request_reuses_its_earlier_turns(tiny) -> None:
+    _, tok = tiny
+    with InferenceServer(*tiny, model_name=NAME, seed=0) as srv:
+        first = complete(srv, messages=MESSAGES, tools=TOOLS, temperature=0, max_tokens=12)
+        reply = first["choices"][0]["message"]
+        follow = [*MESSAGES, {"role": "assistant", "content": reply["content"]}, {"role": "user", "content": "go on"}]
+        before = srv.stats
+        second = complete(srv, messages=follow, tools=TOOLS, temperature=0, max_tokens=12)
+        after = srv.stats
+        prompt = expected_prompt(tok, follow)
+        assert after["reused_tokens"] - before["reused_tokens"] > len(expected_prompt(tok, MESSAGES)) // 2
+        assert after["encoded_tokens"] - before["encoded_tokens"] < len(prompt) // 2
+        # what it generated is what the model generates from the whole prompt
+        assert second["choices"][0]["token_ids"] == list(direct_greedy(tiny, prompt, 12).token_ids)
+        assert call(srv, "POST", "/reset_cache", {}) == (200, {"ok": True})
+        assert len(srv.backend.cache) == 0
+    with InferenceServer(*tiny, model_name=NAME, cache_bytes=0) as off:
+        complete(off, messages=MESSAGES, tools=TOOLS, temperature=0, max_tokens=4)
+        assert off.stats["reused_tokens"] == 0
+
+
 def test_reset_cache(fixed_server, tiny) -> None:
-    assert call(fixed_server, "POST", "/reset_cache", {}) == (200, {"ok": True})  # HFBackend: nothing to clear
+    assert call(fixed_server, "POST", "/reset_cache", {}) == (200, {"ok": True})
     backend = FixedBackend(tiny[1], "x")
     fixed_server.backend = backend
     assert call(fixed_server, "POST", "/reset_cache") == (200, {"ok": True})
