@@ -403,7 +403,7 @@ def test_the_tiny_model_gets_laptop_sized_defaults(tmp_path):
     the GPU-sized defaults; the tiny model's own defaults apply where nothing sets the value."""
     tiny = load_config(overrides=["--model", "tiny-qwen3"])
     assert (tiny.group_size, tiny.tasks_per_step, tiny.max_tool_calls) == (4, 1, 4)
-    assert (tiny.max_new_tokens, tiny.max_context_tokens) == (64, 2048)
+    assert (tiny.max_new_tokens, tiny.max_context_tokens) == (64, 4096)
     assert load_config(overrides=["--group-size", "6"]).group_size == 6  # a value given wins
     assert load_config(config=write(tmp_path, "max_new_tokens: 100\n")).max_new_tokens == 100
     other = load_config(overrides=["--model", "smollm2-135m"])
