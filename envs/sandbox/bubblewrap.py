@@ -216,6 +216,7 @@ class BubblewrapSandbox(IsolatedSandbox):
             ]
         self._mounts = self._mount_args()
         self._session: BwrapSession | None = None
+        self._session_lock = threading.Lock()
         self._make_cgroup()
         try:
             self._verify()
@@ -303,8 +304,8 @@ class BubblewrapSandbox(IsolatedSandbox):
             try:
                 return session.try_run(inner, env, rlimits, timeout, stdin, max_output, watch, DISK_POLL_S)
             except SessionDied:
-                # the command never reached the supervisor (it died between two commands):
-                # one more try in a fresh session
+                # the supervisor was gone before the command started (a command before ended
+                # it): nothing ran; one more try in a fresh session
                 session.close()
                 if attempt == 2:
                     raise SandboxError("the sandbox session died twice before a command could start") from None
@@ -312,6 +313,10 @@ class BubblewrapSandbox(IsolatedSandbox):
 
     def _current_session(self) -> BwrapSession:
         """The running session; a fresh one if there is none, it died, or the mounts changed."""
+        with self._session_lock:
+            return self._session_now()
+
+    def _session_now(self) -> BwrapSession:
         session = self._session
         if session is not None and session.alive and session.mounts is self._mounts:
             return session

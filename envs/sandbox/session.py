@@ -275,6 +275,7 @@ def serve(req, fds):
                 break
     for fd in fds:
         os.close(fd)
+    send({"started": True})
     status = None
     while status is None:
         while True:
@@ -524,6 +525,7 @@ class BwrapSession:
         kill_sent_at: float | None = None
         status: int | None = None
         status_at = 0.0
+        started = False
         died: str | None = None
         output_open = True
         deadline = start + timeout
@@ -581,7 +583,9 @@ class BwrapSession:
                         except SessionDied as exc:
                             died = str(exc)
                             break
-                        if "exit" in msg and isinstance(msg["exit"], int):
+                        if msg.get("started") is True:
+                            started = True
+                        elif "exit" in msg and isinstance(msg["exit"], int):
                             status, status_at = msg["exit"], time.monotonic()
                             sel.unregister(self._ctrl)
                         elif "error" in msg:
@@ -593,6 +597,11 @@ class BwrapSession:
                     break
         if died is None and not self._only_infrastructure_left():
             died = "a process outlived its command"
+        if died is not None and not started:
+            # The supervisor was gone before the command started (a command before this one
+            # ended it): nothing ran, the caller runs it again in a fresh session.
+            self._give_up()
+            raise SessionDied(died)
         if died is not None:
             log.warning("sandbox session given up: %s", died)
             self._give_up()
@@ -636,9 +645,25 @@ class BwrapSession:
         raise SandboxError(f"the sandbox session could not set up the command: {text}")
 
     def _only_infrastructure_left(self) -> bool:
-        if self._cgroup_procs is None or not self._infra_pids:
+        """The host's own check, where there is a cgroup: no process of the session's PID
+        namespace but the supervisor (a bubblewrap of a command run on its own meanwhile
+        shares the cgroup, not the namespace)."""
+        if self._cgroup_procs is None or not self._infra_pids or self.supervisor_pid is None:
             return True
-        return set(_read_pids(self._cgroup_procs)) <= self._infra_pids
+        extra = set(_read_pids(self._cgroup_procs)) - self._infra_pids
+        if not extra:
+            return True
+        try:
+            ours = os.readlink(f"/proc/{self.supervisor_pid}/ns/pid")
+        except OSError:
+            return False
+        for pid in extra:
+            try:
+                if os.readlink(f"/proc/{pid}/ns/pid") == ours:
+                    return False
+            except OSError:
+                continue  # gone
+        return True
 
     # -- ending -----------------------------------------------------------------------------
     def _give_up(self, *, release: bool = True) -> None:

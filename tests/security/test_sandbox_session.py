@@ -107,8 +107,6 @@ def test_tmp_shm_and_ipc_are_each_commands_own(session_sandbox) -> None:
         'rt = ctypes.CDLL("librt.so.1", use_errno=True)\n'
         'print("mq", rt.mq_open(b"/swerepair-q", os.O_CREAT | os.O_RDWR, 0o600, None))\''
     )
-    res = sb.run(leave, 10)
-    assert "shm -1" not in res.output and "msg -1" not in res.output, res.output
     look = (
         "python -c 'import ctypes, os\n"
         'print(sorted(os.listdir("/tmp")), os.listdir("/dev/shm"), oct(os.stat("/tmp").st_mode))\n'
@@ -116,10 +114,11 @@ def test_tmp_shm_and_ipc_are_each_commands_own(session_sandbox) -> None:
         'rt = ctypes.CDLL("librt.so.1", use_errno=True)\n'
         'print("mq", rt.mq_open(b"/swerepair-q", os.O_RDONLY))\''
     )
-    out = sb.run(look, 10).output.splitlines()
-    assert out[0] == "[] [] 0o41777", out
-    assert out[1] == "1 1", out  # the header lines alone
-    assert out[2] == "mq -1", out
+    before = sb.run(look, 10).output.splitlines()
+    assert before[0].endswith("[] 0o41777") and before[1:] == ["1 1", "mq -1"], before  # headers alone
+    res = sb.run(leave, 10)
+    assert "shm -1" not in res.output and "msg -1" not in res.output and "mq -1" not in res.output, res.output
+    assert sb.run(look, 10).output.splitlines() == before
 
 
 def test_isolation_is_the_per_command_modes(toy_task: Task) -> None:
@@ -161,8 +160,8 @@ def test_a_command_that_ends_the_supervisor_is_an_observation(session_sandbox) -
     second = sb._session.supervisor_pid
     assert second != first and not _alive(first)
     res = sb.run("python -c 'import resource; resource.prlimit(1, resource.RLIMIT_CPU, (0, 0)); print(\"set\")'", 10)
-    if "set" in res.output:  # the supervisor is gone, its command reported as killed
-        assert not res.ok and res.killed_reason, res
+    if "set" in res.output:  # the supervisor dies once it next runs: now or after the answer
+        assert res.ok or (res.killed_reason and "session" in res.killed_reason), res
     else:
         assert "Operation not permitted" in res.output, res.output
     assert sb.run("echo again", 10).output == "again\n"
