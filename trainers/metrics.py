@@ -27,10 +27,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAILURE_REASONS",
+    "TIME_PARTS",
     "MetricsLogger",
     "docker_metrics",
     "episode_metrics",
     "failure_metrics",
+    "learning_curve_figure",
     "plot_learning_curve",
     "read_metrics",
 ]
@@ -327,19 +329,46 @@ def _twin_panel(ax: Any, records: Sequence[Mapping[str, Any]], title: str, left:
         _no_data(ax)
 
 
+#: The parts of a step's time, stacked in the learning curve's time panel, in this order.
+TIME_PARTS = ("time/generation_s", "time/environment_s", "time/training_s", "time/weight_sync_s")
+
+
+def _with_environment_time(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of runs that logged ``time/rollout_s`` but not ``time/environment_s`` get the
+    environment's share (tool calls, sandboxes, rewards) as rollout minus generation time."""
+    out = []
+    for r in records:
+        rollout, gen = r.get("time/rollout_s"), r.get("time/generation_s")
+        if r.get("time/environment_s") is None and rollout is not None and gen is not None:
+            r = {**r, "time/environment_s": max(0.0, float(rollout) - float(gen))}
+        out.append(r)
+    return out
+
+
 def plot_learning_curve(metrics_path: str | Path, png_path: str | Path, *, title: str | None = None) -> Path:
-    """Draw a metrics.jsonl as a 2x2 PNG and return its path.
+    """Draw a metrics.jsonl as a 2x2 PNG and return its path (`learning_curve_figure`)."""
+    fig = learning_curve_figure(metrics_path, title=title)
+    out = Path(png_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    return out
+
+
+def learning_curve_figure(metrics_path: str | Path, *, title: str | None = None) -> Any:
+    """The learning curve of a metrics.jsonl, as a matplotlib ``Figure`` of 2x2 panels.
 
     Panels: (1) reward mean with a ±std band, and resolve rate; (2) ``train/kl``,
     ``train/clip_fraction`` and ``train/entropy`` (right axis); (3) ``train/grad_norm`` and
-    ``train/lr`` (right axis); (4) the time per step as stacked bars of ``time/generation_s``,
-    ``time/training_s`` and ``time/weight_sync_s``. A panel whose metrics are all absent says
-    "no data". Uses the Agg canvas directly, never pyplot. Raises ValueError on an empty file.
+    ``train/lr`` (right axis); (4) the time per step as stacked bars of `TIME_PARTS`:
+    generation, the environment (tool calls, sandboxes and rewards: ``time/environment_s``, or
+    rollout minus generation time for runs that did not log it), training and weight sync. A
+    panel whose metrics are all absent says "no data". Uses the Agg canvas directly, never
+    pyplot. Raises ValueError on an empty file.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    records = read_metrics(metrics_path)
+    records = _with_environment_time(read_metrics(metrics_path))
     if not records:
         raise ValueError(f"{metrics_path}: no metrics records to plot")
     fig = Figure(figsize=(12, 8), dpi=100, layout="constrained")
@@ -366,7 +395,7 @@ def plot_learning_curve(metrics_path: str | Path, png_path: str | Path, *, title
     _twin_panel(ax_grad, records, "gradient norm and learning rate", ["train/grad_norm"], "train/lr")
 
     ax_time.set_title("time per step (s)")
-    parts = [k for k in ("time/generation_s", "time/training_s", "time/weight_sync_s") if _series(records, k)[0]]
+    parts = [k for k in TIME_PARTS if _series(records, k)[0]]
     if parts:
         steps = sorted({float(r["step"]) for r in records if "step" in r and any(r.get(k) is not None for k in parts)})
         gaps = [b - a for a, b in pairwise(steps)]
@@ -384,7 +413,4 @@ def plot_learning_curve(metrics_path: str | Path, png_path: str | Path, *, title
 
     for ax in (ax_reward, ax_loss, ax_grad, ax_time):
         ax.set_xlabel("step")
-    out = Path(png_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    return out
+    return fig

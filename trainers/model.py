@@ -154,7 +154,11 @@ class PolicyModel:
                 log.warning("full fine-tuning with beta > 0 keeps a frozen copy of the model as the reference")
                 self.reference = copy.deepcopy(causal_lm).eval().requires_grad_(False)
         if config.gradient_checkpointing:
-            self.causal_lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable = getattr(self.causal_lm, "activation_checkpointing_enable", None)  # transformers >= 5.x
+            if enable is not None:
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                self.causal_lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.causal_lm.config.use_cache = True  # generation wants the KV cache; training passes use_cache=False
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
@@ -339,8 +343,8 @@ class PolicyModel:
         if self.engine is not None:
             with self.launcher_env():
                 self.engine.save_checkpoint(str(directory / "deepspeed"), tag="state")
-            if self.config.zero_stage == 3:
-                return  # weights are sharded; the DeepSpeed checkpoint holds them
+            if self.config.zero_stage == 3 or _rank() != 0:
+                return  # weights are sharded (the DeepSpeed checkpoint holds them), or rank 0 writes them
             self.model.save_pretrained(directory / "model")
         else:
             self.model.save_pretrained(directory / "model")
@@ -373,6 +377,13 @@ class PolicyModel:
 
 #: What a launcher (torchrun, the deepspeed launcher, accelerate) sets for every process.
 _LAUNCHER_KEYS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE")
+
+
+def _rank() -> int:
+    """This process's rank in the default process group (0 without one)."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _cuda_devices(device: torch.device) -> list[int]:

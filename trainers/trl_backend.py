@@ -29,6 +29,7 @@ advantage 0, and TRL's z-score uses the sample std and eps 1e-4.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -123,6 +124,8 @@ def grpo_config(config: TrainConfig, **extra: Any) -> Any:
         "use_vllm": False,
         "shuffle_dataset": True,
     }
+    if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:  # transformers 5's name
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     kwargs.update(extra)
     return GRPOConfig(**kwargs)
 

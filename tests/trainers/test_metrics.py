@@ -13,7 +13,13 @@ import pytest
 
 from swerepair.core import Episode
 from swerepair.trainers.advantages import compute_advantages
-from swerepair.trainers.metrics import MetricsLogger, episode_metrics, plot_learning_curve, read_metrics
+from swerepair.trainers.metrics import (
+    MetricsLogger,
+    episode_metrics,
+    learning_curve_figure,
+    plot_learning_curve,
+    read_metrics,
+)
 
 
 def make_episode(reward, *, n_tokens=4, generated=1, components=None, tool_stats=None, **info):
@@ -346,6 +352,25 @@ def test_plot_single_step_and_missing_panels(tmp_path) -> None:
     assert width > 300 and height > 300
     write_records(metrics, [{"step": 3, "time": 0.0, "episodes/kept": 4.0}])  # every panel "no data"
     assert png_size(plot_learning_curve(metrics, tmp_path / "none.png"))[0] > 300
+
+
+def time_panel(fig) -> dict[str, list[float]]:
+    """The time panel's stacked bars: label -> bar heights."""
+    ax = next(a for a in fig.axes if a.get_title() == "time per step (s)")
+    return {c.get_label(): [p.get_height() for p in c.patches] for c in ax.containers}
+
+
+def test_the_time_panel_shows_environment_time(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    metrics = tmp_path / "metrics.jsonl"
+    base = {"time": 0.0, "time/generation_s": 30.0, "time/training_s": 5.0}
+    write_records(metrics, [{"step": 1, **base, "time/rollout_s": 50.0, "time/environment_s": 20.0}])
+    bars = time_panel(learning_curve_figure(metrics))
+    assert list(bars) == ["time/generation_s", "time/environment_s", "time/training_s"]
+    assert bars["time/environment_s"] == [20.0]
+    # a run that logged rollout time only: the environment's share is rollout minus generation
+    write_records(metrics, [{"step": 1, **base, "time/rollout_s": 42.0}, {"step": 2, **base}])
+    assert time_panel(learning_curve_figure(metrics))["time/environment_s"] == [12.0, 0.0]
 
 
 def test_plot_empty_file_raises(tmp_path) -> None:
