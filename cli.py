@@ -900,6 +900,14 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
         records = trainer.train()
     last = records[-1] if records else (trainer.history[-1] if trainer.history else {})
     reward = last.get("reward/mean", float("nan"))
+    groups = sum(r.get("groups/count", 0.0) for r in records)
+    if records and groups and not sum(r.get("groups/informative", 0.0) for r in records):
+        print(
+            f"note: in each of the {groups:.0f} group(s) every episode scored the same, so no update was made "
+            "(groups/zero_variance in metrics.jsonl); a random model such as tiny-qwen3 never edits: --preset "
+            "cpu-demo trains SmolLM2 with a shaping reward that varies",
+            file=sys.stderr,
+        )
     print(
         f"done in {time.monotonic() - started:.0f}s: step {trainer.step}, reward {reward:.3f}"
         f"; metrics {trainer.run_dir / 'metrics.jsonl'}, curve {trainer.run_dir / 'learning_curve.png'}, "

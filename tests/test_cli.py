@@ -245,3 +245,12 @@ def test_other_commands_fail_in_one_line_before_loading_a_model(
         line = one_line(capsys.readouterr().err)
         command = " ".join(argv[:2] if argv[0] in ("tasks", "envs") else argv[:1])
         assert line.startswith(f"swerepair {command}: error: ") and where in line, line
+
+
+def test_train_says_when_no_group_had_a_signal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The tiny random model never edits: every group is zero-variance, and the run says so."""
+    argv = ["train", "--model", "tiny-qwen3", "--output-dir", str(tmp_path / "run"), "--max-steps", "1"]
+    argv += ["--group-size", "2", "--max-tool-calls", "1", "--max-new-tokens", "8", "--no-progress", "--no-tensorboard"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "note: in each of the 1 group(s) every episode scored the same, so no update was made" in err
