@@ -70,8 +70,17 @@ def _in_hub_cache(repo_id: str) -> bool:
 
 
 def episode_reward_name(fn: Any) -> str:
-    """How a run's config records a Python episode reward: ``module.qualname`` (of the class
-    for a callable object, of the function for a ``functools.partial``)."""
+    """How a run's config records a Python episode reward: a name `swerepair.core.load_plugin`
+    loads back, so that the config file and ``--resume`` carry it (an entry point's name of the
+    group ``swerepair.episode_rewards``, or ``module:qualname`` of a function defined at module
+    level in an importable module other than a script's ``__main__``); else ``module.qualname``
+    (of the class for a callable object, of the function for a ``functools.partial``), which
+    names it but cannot load it: such a run must be given the function again."""
+    from swerepair.core import plugin_name
+
+    name = plugin_name(fn, "swerepair.episode_rewards")
+    if name is not None and not name.startswith("__main__:"):
+        return name
     target = getattr(fn, "func", fn)
     if not hasattr(target, "__qualname__"):
         target = type(target)

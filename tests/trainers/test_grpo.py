@@ -196,7 +196,7 @@ METRIC_KEYS = [
 def test_run_directory_contents(lora_run: SimpleNamespace) -> None:
     run, config = lora_run.run_dir, lora_run.config
     # the Python episode reward is named in config.yaml, so that --resume cannot drop it silently
-    assert load_config(config=run / "config.yaml") == config.replace(episode_reward="helpers.token_reward")
+    assert load_config(config=run / "config.yaml") == config.replace(episode_reward="helpers:token_reward")
 
     records = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2]

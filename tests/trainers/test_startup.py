@@ -85,16 +85,37 @@ def my_episode_reward(episode: object, task: object) -> float:
     return 0.5
 
 
-def test_an_episode_reward_is_recorded_and_never_silently_dropped(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_episode_reward_is_carried_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A module-level function is recorded as module:name, which --resume loads back."""
+    from swerepair.trainers.episodes import resolve_episode_reward
+
     name = episode_reward_name(my_episode_reward)
-    assert name == f"{__name__}.my_episode_reward"
+    assert name == f"{__name__}:my_episode_reward"
     bound = bind_episode_reward(TrainConfig(), my_episode_reward)
     assert bound.episode_reward == name
-    bound.to_yaml(tmp_path / "config.yaml")
-    assert load_config(config=tmp_path / "config.yaml", saved_run=True).episode_reward == name
-    with pytest.raises(ConfigError, match=f"Python episode reward {name}"):
+    assert bind_episode_reward(bound, None) == bound  # found again by its name
+    assert resolve_episode_reward(bound, None)[1] is my_episode_reward
+    run = tmp_path / "run"
+    run.mkdir()
+    bound.replace(output_dir=str(run)).to_yaml(run / "config.yaml")
+    assert load_config(config=run / "config.yaml", saved_run=True).episode_reward == name
+    assert cli.main(["train", "--resume", str(run)]) == 2  # the reward loads; the run has no checkpoint
+    assert "has no complete checkpoint" in one_line(capsys.readouterr().err)
+
+
+def test_an_episode_reward_without_a_name_is_never_silently_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: --resume trained on the env's reward instead, without a word."""
+
+    def local_reward(episode: object, task: object) -> float:  # no name a config can load
+        return 0.5
+
+    name = episode_reward_name(local_reward)
+    assert name == f"{__name__}.{local_reward.__qualname__}"
+    bound = bind_episode_reward(TrainConfig(), local_reward)
+    assert bound.episode_reward == name
+    with pytest.raises(ConfigError, match="Python episode reward"):
         bind_episode_reward(bound, None)
     # --resume of such a run: refused, naming the function, instead of training on the env's reward
     run = tmp_path / "run"
