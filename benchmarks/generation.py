@@ -138,7 +138,10 @@ def tool_answers(tokenizer, rows: int, turns: int, lengths: tuple[int, int]) -> 
             body = tokenizer(files[(r * turns + t) % len(files)].read_text(), add_special_tokens=False)["input_ids"]
             n = rng.randint(*lengths)
             text = tokenizer.decode((body * (n // max(len(body), 1) + 1))[:n])
-            turn = f"<|im_end|>\n<|im_start|>user\n<tool_response>\n{text}\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+            turn = (
+                f"<|im_end|>\n<|im_start|>user\n<tool_response>\n{text}\n</tool_response><|im_end|>\n"
+                "<|im_start|>assistant\n"
+            )
             row.append(tokenizer(turn, add_special_tokens=False)["input_ids"])
         out.append(row)
     return out
@@ -187,7 +190,9 @@ def bench_multi_turn(name: str, rows: int, turns: int, new_tokens: int, lengths:
         for a, b in zip(ta, tb, strict=True)
     ]
     same_ids = sum(a.token_ids == b.token_ids for a, b in pairs)
-    lp_diff = max(abs(x - y) for a, b in pairs if a.token_ids == b.token_ids for x, y in zip(a.logprobs, b.logprobs))
+    lp_diff = max(
+        abs(x - y) for a, b in pairs if a.token_ids == b.token_ids for x, y in zip(a.logprobs, b.logprobs, strict=True)
+    )
     med = {k: statistics.median(v) for k, v in times.items()}
     history = len(prompt) + sum(new_tokens + len(answers[r][t]) for r in range(rows) for t in range(turns - 1)) / rows
     return {

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -284,7 +285,7 @@ class HFBackend:
         arrays = [np.asarray(r, dtype=np.int64) for r in rows]
         shared = [0] * len(rows)
         order = sorted(range(len(rows)), key=lambda i: rows[i])
-        for a, b in zip(order, order[1:]):  # the longest shared prefix of a row is with a neighbour
+        for a, b in itertools.pairwise(order):  # the longest shared prefix of a row is with a neighbour
             n = common_prefix(arrays[a], arrays[b])
             shared[a], shared[b] = max(shared[a], n), max(shared[b], n)
         targets: set[tuple[int, ...]] = set()
@@ -295,7 +296,7 @@ class HFBackend:
                 targets.add(tuple(r[:n]))
         # a target that is a prefix of another is served by it
         ordered = sorted(targets)
-        keep = [t for t, nxt in zip(ordered, [*ordered[1:], None]) if nxt is None or nxt[: len(t)] != t]
+        keep = [t for t, nxt in zip(ordered, [*ordered[1:], None], strict=True) if nxt is None or nxt[: len(t)] != t]
         if not keep:
             return
         prefixes = [list(t) for t in keep]
@@ -313,7 +314,9 @@ class HFBackend:
             n = int(columns.numel())
             if n == 0 or n > len(seq):
                 continue
-            layers = [(lay.keys[i].index_select(-2, columns), lay.values[i].index_select(-2, columns)) for lay in past.layers]
+            layers = [
+                (lay.keys[i].index_select(-2, columns), lay.values[i].index_select(-2, columns)) for lay in past.layers
+            ]
             self.cache.insert(seq[:n], layers)
 
 

@@ -127,7 +127,10 @@ def play(backend: HFBackend, prompt: list[int], *, rows: int = 4, turns: int = 3
     for _ in range(turns):
         gens = backend.generate(seqs)
         turns_out.append(gens)
-        seqs = [s + list(g.token_ids) + [rng.randrange(100, 1000) for _ in range(rng.randrange(5, 60))] for s, g in zip(seqs, gens)]
+        seqs = [
+            s + list(g.token_ids) + [rng.randrange(100, 1000) for _ in range(rng.randrange(5, 60))]
+            for s, g in zip(seqs, gens, strict=True)
+        ]
     return turns_out
 
 
@@ -172,7 +175,7 @@ def test_history_is_encoded_once_and_a_shared_prompt_once_per_group(tiny) -> Non
     assert cached.stats["encoded_tokens"] == 299 + 6
     # the next turn: each row's history is served by its own entry; only new tokens are run
     extra = [[500 + i] * 20 for i in range(6)]
-    nxt = [prompt + list(g.token_ids) + e for g, e in zip(first, extra)]
+    nxt = [prompt + list(g.token_ids) + e for g, e in zip(first, extra, strict=True)]
     before = cached.stats["encoded_tokens"]
     cached.generate(nxt)
     # the new tool answers, and each row's last generated token (sampled, never fed)
@@ -225,4 +228,5 @@ def test_a_small_budget_holds_and_keeps_outputs(tiny) -> None:
     small = Watched(model, tok, temperature=0.0, max_new_tokens=10, cache_bytes=budget)
     out = play(small, prompt, rows=4, turns=3)
     assert max(peaks) <= budget and small.cache.stats.evicted > 0
-    assert_same(play(HFBackend(model, tok, temperature=0.0, max_new_tokens=10, cache_bytes=0), prompt, rows=4, turns=3), out)
+    plain = HFBackend(model, tok, temperature=0.0, max_new_tokens=10, cache_bytes=0)
+    assert_same(play(plain, prompt, rows=4, turns=3), out)
