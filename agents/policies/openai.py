@@ -113,6 +113,7 @@ from swerepair.agents.inference.http import HTTPRequestError, request_json
 from swerepair.agents.inference.openai_api import VLLM_FIELDS, token_id
 from swerepair.agents.policies.base import AssistantTurn
 from swerepair.agents.policies.episode import EpisodeBuilder
+from swerepair.agents.scaffold.parsing import HermesParser
 from swerepair.core import Episode
 
 __all__ = ["RETRY_STATUSES", "VLLM_FIELDS", "OpenAIError", "OpenAIPolicy", "OpenAIUnavailable", "to_openai_messages"]
@@ -561,7 +562,15 @@ class _ServerEpisode(EpisodeBuilder):
 
     def add_turn(self, turn: AssistantTurn, text: str) -> None:
         action = turn.action
-        self.conversation.append(dict(action) if isinstance(action, dict) else {"role": "assistant", "content": text})
+        if isinstance(action, dict):
+            message = dict(action)
+        else:  # as the env records a text turn: its well-formed calls, with the env's ids
+            number = 1 + sum(1 for m in self.conversation if m.get("role") == "assistant")
+            parsed = HermesParser().parse(text, call_id_prefix=f"call_{number}")
+            message = {"role": "assistant", "content": parsed.content}
+            if parsed.tool_calls:
+                message["tool_calls"] = [call.to_openai() for call in parsed.tool_calls]
+        self.conversation.append(message)
         if self.exact:
             super().add_turn(turn, text)
 

@@ -92,3 +92,23 @@ def test_without_a_renderer_turns_that_lack_logprobs_warn_once(served, caplog: p
         policy.act([conv])
         policy.act([conv, conv])
     assert sum("not token-exact" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_conversation_sent_after_exactness_drops_is_the_envs(served) -> None:
+    """A text turn is recorded as the env records it (well-formed calls with the env's ids), so
+    the tool answers stay tool messages for a strict server instead of becoming errors."""
+    from swerepair.agents.policies.base import AssistantTurn
+    from swerepair.agents.policies.openai import to_openai_messages
+    from swerepair.agents.policies.scripted import hermes_call
+
+    srv, _, tok = served
+    policy = OpenAIPolicy(base_url=srv.url, model="tiny", renderer=ChatRenderer(tok, nano_agent().tool_schemas()))
+    episode = policy.start([{"role": "system", "content": "s"}, {"role": "user", "content": "fix it"}])
+    episode.exact = False
+    text = "Looking.\n" + hermes_call("shell", {"cmd": "ls"})
+    episode.add_turn(AssistantTurn(text), text)
+    episode.add_observation([{"role": "tool", "tool_call_id": "call_1_0", "name": "shell", "content": "a.py"}])
+    sent = to_openai_messages(episode.conversation)
+    assert sent[2]["tool_calls"][0]["id"] == "call_1_0" and sent[2]["content"] == "Looking."
+    assert sent[3] == {"role": "tool", "tool_call_id": "call_1_0", "content": "a.py"}
+    policy.close()
