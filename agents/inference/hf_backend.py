@@ -294,9 +294,11 @@ class HFBackend:
             _, have = self.cache.match(r, limit=n)
             if n - have >= MIN_SHARED_TOKENS:
                 targets.add(tuple(r[:n]))
+        if not targets:  # no prefix worth encoding once (zip(strict=True) below needs one)
+            return
         # a target that is a prefix of another is served by it
         ordered = sorted(targets)
-        keep = [t for t, nxt in zip(ordered, [*ordered[1:], None], strict=True) if nxt is None or nxt[: len(t)] != t]
+        keep = [t for i, t in enumerate(ordered) if i + 1 == len(ordered) or ordered[i + 1][: len(t)] != t]
         if not keep:
             return
         prefixes = [list(t) for t in keep]
