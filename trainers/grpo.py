@@ -63,6 +63,16 @@ from swerepair.core import Episode
 from swerepair.trainers.advantages import group_advantages
 from swerepair.trainers.batch import MicroBatch, micro_batches
 from swerepair.trainers.config import ConfigError, TrainConfig, load_config
+from swerepair.trainers.distributed import (
+    Ranks,
+    check_resume_ranks,
+    dummy_micro_batch,
+    init_from_launcher,
+    launched_rank,
+    launched_world_size,
+    rank_seed,
+    shard_task_ids,
+)
 from swerepair.trainers.episodes import (
     EpisodeReward,
     env_factory,
@@ -135,10 +145,19 @@ class GRPOTrainer:
         self._closed = False
         #: the trainer's own states of the global random generators (in them only while it works)
         self.rng = RNGStates(config.seed, cuda=resolve_device(config).type == "cuda")
+        #: the data-parallel ranks (`swerepair.trainers.distributed`); rank 0 alone writes the run
+        self.ranks = Ranks(launched_rank(), launched_world_size())
+        if self.ranks.distributed and config.servers:
+            raise ConfigError("servers with more than one training rank are not supported yet; launch one rank")
+        if self._resume_from is not None:
+            check_resume_ranks(self._resume_from, config, self.ranks.world_size)
         # Everything that can be checked without writing is checked first: a start that fails here
-        # leaves nothing behind.
-        self._preflight_tasks = preflight(config, resume=self._resume_from is not None, episode_reward=episode_reward)
-        self._prepare_run_dir()
+        # leaves nothing behind. (Ranks but 0 write nothing: they do not check the output directory.)
+        self._preflight_tasks = preflight(
+            config, resume=self._resume_from is not None or not self.ranks.is_main, episode_reward=episode_reward
+        )
+        if self.ranks.is_main:
+            self._prepare_run_dir()
         try:
             with self._working():
                 try:
@@ -148,7 +167,7 @@ class GRPOTrainer:
                     raise
         except BaseException:
             self.close()
-            if self._resume_from is None:
+            if self._resume_from is None and self.ranks.is_main:
                 self._remove_failed_start()
             raise
 
@@ -198,7 +217,8 @@ class GRPOTrainer:
         if self._log_handler is not None:  # already working
             yield
             return
-        self._log_handler = _attach_log_file(self.run_dir / "train.log")
+        main = self.ranks.is_main
+        self._log_handler = _attach_log_file(self.run_dir / "train.log") if main else logging.NullHandler()
         try:
             with contextlib.ExitStack() as stack:
                 stack.enter_context(self.rng.active())
@@ -218,12 +238,16 @@ class GRPOTrainer:
         from swerepair.agents.scaffold import resolve_scaffold
 
         cfg = self.config
-        cfg.to_yaml(self.run_dir / "config.yaml")
+        if self.ranks.is_main:
+            cfg.to_yaml(self.run_dir / "config.yaml")
 
         self.tasks = tasks = list(self._preflight_tasks)
         self._tasks_by_id = {t.instance_id: t for t in tasks}
 
+        # N ranks under a launcher: their process group (left again by `close`)
+        self._own_group = init_from_launcher(resolve_device(cfg).type)
         self.policy_model: PolicyModel = build_policy_model(cfg)
+        self.ranks = Ranks.current(deepspeed=self.policy_model.engine is not None)
         tokenizer = self.policy_model.tokenizer
         scaffold = resolve_scaffold(cfg.scaffold)
         self.renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
@@ -348,8 +372,9 @@ class GRPOTrainer:
         self._stop = stop
         with self._working():
             try:
-                self._open_metrics()
-                bar = _progress(cfg, initial=self.step)
+                if self.ranks.is_main:
+                    self._open_metrics()
+                bar = _progress(cfg, initial=self.step) if self.ranks.is_main else None
                 try:
                     while self.step < stop:
                         self.step += 1
@@ -364,7 +389,9 @@ class GRPOTrainer:
                 finally:
                     if bar is not None:
                         bar.close()
-                self._finish()
+                if self.ranks.is_main:
+                    self._finish()
+                self.ranks.barrier()  # the run directory is complete when any rank returns
             finally:
                 self._release()
         return ran
@@ -394,7 +421,7 @@ class GRPOTrainer:
 
     def close(self) -> None:
         """Release everything the trainer holds: the servers' weight-sync group, the Docker
-        sandbox's warm containers, and what `train` opened if a `train_step` called outside it
+        sandbox's warm containers, the process group it initialised under a launcher, and what `train` opened if a `train_step` called outside it
         left it open (the run's log file is attached only while the trainer works). Idempotent;
         a closed trainer does not train again."""
         self._closed = True
@@ -406,6 +433,11 @@ class GRPOTrainer:
             from swerepair.envs.sandbox.docker.pool import close_shared_pools
 
             close_shared_pools()
+        if getattr(self, "_own_group", False):  # the launcher's group this trainer initialised
+            import torch.distributed as dist
+
+            self._own_group = False
+            dist.destroy_process_group()
 
     def __enter__(self) -> GRPOTrainer:
         return self
@@ -425,20 +457,23 @@ class GRPOTrainer:
 
     def _collect(self, step: int, bar: Any = None) -> tuple[list[Episode], float, float]:
         """Play `step`'s episodes; return them, generated tokens and generation seconds."""
-        cfg = self.config
-        task_ids = [t for t in self.tasks_for_step(step) for _ in range(cfg.group_size)]
+        cfg, ranks = self.config, self.ranks
+        everyone = [t for t in self.tasks_for_step(step) for _ in range(cfg.group_size)]
+        # this rank's whole groups; each episode keeps the env seed it has in one process
+        task_ids = shard_task_ids(everyone, ranks.rank, ranks.world_size)
+        offset = everyone.index(task_ids[0]) if task_ids else 0
         if cfg.sandbox == "docker":  # the warm pool starts containers, and pulls images, ahead
             upcoming = [t for t in self.tasks_for_step(step + 1) for _ in range(cfg.group_size)]
-            expect_docker_resets(cfg, self.tasks, task_ids + upcoming)
+            expect_docker_resets(cfg, self.tasks, task_ids + shard_task_ids(upcoming, ranks.rank, ranks.world_size))
         if hasattr(self.backend, "generator"):
-            self.backend.generator.manual_seed(step_seed(cfg.seed, step, "sampling"))
+            self.backend.generator.manual_seed(rank_seed(step_seed(cfg.seed, step, "sampling"), ranks.rank))
 
         def on_rollout(running: int, finished: int) -> None:
             if bar is not None:
                 bar.set_description(f"step {step} rollouts {finished}/{len(task_ids)}")
 
         tokens_before, seconds_before = self.backend.stats["generated_tokens"], self.backend.stats["seconds"]
-        episodes = _run(self.make_env, self.policy, task_ids, step, cfg, on_rollout)
+        episodes = _run(self.make_env, self.policy, task_ids, step, cfg, on_rollout, offset) if task_ids else []
         reset = getattr(self.backend, "reset_cache", None)
         if callable(reset):  # the update makes the stored KV states stale: free them for it
             reset()
@@ -475,11 +510,17 @@ class GRPOTrainer:
             for ep in episodes:
                 if not ep.failed:
                     self._apply_episode_reward(ep)
+        # N ranks: every rank's episodes on every rank (advantages and metrics of the global batch)
+        episodes, owned, stale_count = self._gather_episodes(episodes, len(stale))
+        if self.ranks.distributed:  # the step waits for the slowest rank; tokens add up
+            generated, gen_s, rollout_s = self.ranks.all_sum([generated])[:1] + self.ranks.all_max([gen_s, rollout_s])
 
         kept, adv, dropped = group_advantages(episodes, cfg.advantage)
         record: dict[str, Any] = episode_metrics(kept, dropped, adv)
         record.update(failure_metrics(episodes))
-        record["episodes/stale_dropped"] = float(len(stale))
+        record["episodes/stale_dropped"] = float(stale_count)
+        if self.ranks.distributed:
+            record["dist/world_size"] = float(self.ranks.world_size)
         if cfg.sandbox == "docker":
             record.update(docker_metrics())
         chosen = [
@@ -490,7 +531,8 @@ class GRPOTrainer:
         if bar is not None:
             bar.set_description(f"step {step} update ({len(chosen)} episodes)")
         started = time.monotonic()
-        record.update(self._update([ep for ep, _ in chosen], [a for _, a in chosen]))
+        mine = [(ep, a) for ep, a in chosen if id(ep) in owned]  # this rank trains on the groups it played
+        record.update(self._update([ep for ep, _ in mine], [a for _, a in mine]))
         training_s = time.monotonic() - started
 
         started = time.monotonic()
@@ -514,9 +556,10 @@ class GRPOTrainer:
                 "throughput/generation_tokens_per_s": generated / gen_s if gen_s > 0 else 0.0,
             }
         )
-        self._open_metrics().log(step, record)
+        if self.ranks.is_main:
+            self._open_metrics().log(step, record)
         self.history.append({"step": step, **record})
-        if cfg.save_episodes:
+        if cfg.save_episodes and self.ranks.is_main:
             self._save_episodes(step, episodes, kept, adv.advantages)
         log.info(
             "step %d: reward %.3f ± %.3f, %d kept / %d dropped, %d informative groups, loss %s, %.1fs",
@@ -531,6 +574,15 @@ class GRPOTrainer:
         )
         return record
 
+    def _gather_episodes(self, episodes: list[Episode], stale: int) -> tuple[list[Episode], set[int], int]:
+        """``(all episodes, ids of this rank's among them, stale drops of all ranks)``: the step's
+        episodes of every rank, in rank order (the order of one process: shards are contiguous)."""
+        if not self.ranks.distributed:
+            return episodes, {id(ep) for ep in episodes}, stale
+        shares = self.ranks.gather([episodes, stale])
+        everything = [ep for share, _ in shares for ep in share]
+        return everything, {id(ep) for ep in shares[self.ranks.rank][0]}, sum(n for _, n in shares)
+
     def _apply_episode_reward(self, ep: Episode) -> None:
         """Replace the env's reward by `episode_reward` and/or add the shaping term."""
         value, added = shaped_reward(ep, self._tasks_by_id[ep.instance_id], self.config, self.episode_reward)
@@ -541,14 +593,17 @@ class GRPOTrainer:
     # -- the update ----------------------------------------------------------------------------------
     def _update(self, episodes: Sequence[Episode], advantages: Sequence[float]) -> dict[str, float]:
         """`ppo_epochs` optimizer steps on `episodes`; the step's training metrics."""
-        cfg, pm = self.config, self.policy_model
-        if not episodes:
+        cfg, pm, ranks = self.config, self.policy_model, self.ranks
+        pad = self.pad_id
+        batches = micro_batches(episodes, advantages, cfg.micro_batch_size, pad) if episodes else []
+        # N ranks: the weights divide by the global counts, so the ranks' gradients sum to the
+        # one-process gradient; every rank runs as many micro-batches (zero-weight padding)
+        total_tokens, total_seqs = ranks.all_sum([sum(b.num_tokens for b in batches), sum(b.size for b in batches)])
+        if not total_seqs:
             log.info("step %d: no informative episodes; no update", self.step)
             return {"train/updated": 0.0, "train/episodes": 0.0, "train/lr": pm.lr}
-        pad = self.pad_id
-        batches = micro_batches(episodes, advantages, cfg.micro_batch_size, pad)
-        total_tokens = sum(b.num_tokens for b in batches)
-        total_seqs = sum(b.size for b in batches)
+        real = len(batches)
+        batches += [dummy_micro_batch(pad)] * (int(ranks.all_max([real])[0]) - real)
         sums: dict[str, float] = {}
         lr = pm.lr
         norms = []
@@ -560,15 +615,22 @@ class GRPOTrainer:
                     weight = (
                         batch.num_tokens / total_tokens if cfg.aggregation == "token_mean" else batch.size / total_seqs
                     )
+                    if k >= real:  # padding: takes part in the collectives, adds nothing
+                        weight = 0.0
                     loss, stats = self._micro_batch_loss(batch.to(pm.device))
-                    pm.backward(loss * weight, last=k == len(batches) - 1)
-                    share = batch.num_tokens / total_tokens / cfg.ppo_epochs  # stats: token-weighted mean
+                    pm.backward(loss * (weight * ranks.loss_scale), last=k == len(batches) - 1)
+                    # stats: token-weighted means (padding: none)
+                    share = batch.num_tokens / total_tokens / cfg.ppo_epochs if k < real else 0.0
                     sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * weight / cfg.ppo_epochs
                     for key, value in stats.items():
                         sums[key] = sums.get(key, 0.0) + value * share
+                if pm.engine is None:  # plain data parallelism: sum the ranks' gradients
+                    ranks.sum_gradients(list(pm.trainable_parameters().values()))
                 norms.append(pm.step())
         finally:
             pm.train_mode(False)
+        if ranks.distributed:  # each rank's sums are its share of the global (weighted) means
+            sums = dict(zip(sums, ranks.all_sum(list(sums.values())), strict=True))
         out = {f"train/{k}": v for k, v in sums.items()}
         out.update(
             {
@@ -636,13 +698,27 @@ class GRPOTrainer:
         root = self.run_dir / "checkpoints"
         final = root / f"step-{self.step:06d}"
         tmp = root / f".tmp-step-{self.step:06d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.policy_model.save(tmp)
+        ranks, engine = self.ranks, self.policy_model.engine is not None
+        if ranks.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        ranks.barrier()
+        if ranks.is_main or engine:  # a DeepSpeed checkpoint is collective: each rank writes its shard
+            self.policy_model.save(tmp)
+        ranks.barrier()
+        if not ranks.is_main:
+            ranks.barrier()  # rank 0 completes the checkpoint
+            return final
         generator = getattr(self.backend, "generator", None)
         rng = {**self.rng.state_dict(), "sampler": generator.get_state() if generator is not None else None}
         torch.save(rng, tmp / "rng.pt")
-        state = {"step": self.step, "policy_version": self.backend.policy_version, "history": self.history}
+        state = {
+            "step": self.step,
+            "policy_version": self.backend.policy_version,
+            "history": self.history,
+            "world_size": ranks.world_size,
+            "zero_stage": self.config.zero_stage,
+        }
         (tmp / "trainer_state.json").write_text(json.dumps(state, default=float), encoding="utf-8")
         (tmp / CHECKPOINT_DONE).write_text(json.dumps({"step": self.step, "time": time.time()}), encoding="utf-8")
         shutil.rmtree(final, ignore_errors=True)
@@ -652,6 +728,7 @@ class GRPOTrainer:
             for old in done[: -self.config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
         log.info("checkpoint %s", final)
+        ranks.barrier()
         return final
 
     def _load_checkpoint(self, directory: Path) -> None:
@@ -682,11 +759,17 @@ class GRPOTrainer:
 
 
 def _run(
-    make_env: Callable[[], Any], policy: Any, task_ids: list[str], step: int, cfg: TrainConfig, on_step: Any
+    make_env: Callable[[], Any],
+    policy: Any,
+    task_ids: list[str],
+    step: int,
+    cfg: TrainConfig,
+    on_step: Any,
+    offset: int = 0,
 ) -> list[Episode]:
     from swerepair.envs.rollout import run_episodes
 
-    seed = step_seed(cfg.seed, step, "env")
+    seed = step_seed(cfg.seed, step, "env") + offset  # offset: this rank's first episode in the step
     return run_episodes(make_env, policy, task_ids, seed=seed, on_step=on_step, workers=cfg.env_workers)
 
 
