@@ -1,0 +1,243 @@
+"""Data-parallel `GRPOTrainer` ranks on CPU (gloo, ``torchrun --nproc_per_node 2``), tiny model.
+
+A two-rank run trains one step of the tiny run (2 tasks x 2 episodes); then, in this process, one
+process trains the same step on the same global batch (the episodes both ranks played, replayed)
+and the parameters, rewards and losses are compared; the two-rank checkpoint is resumed by one
+process. Plain data parallelism (a gradient all-reduce) and DeepSpeed ZeRO-2 both run.
+
+Why the replay: the in-process backend samples a whole generation batch from one generator, so a
+rank that plays half the batch draws other tokens than one process would (see
+`swerepair.trainers.distributed`); the update of N ranks must equal one process's *given the same
+episodes*, which is what is compared.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from swerepair.agents.inference.http import free_port  # noqa: E402
+from swerepair.trainers.config import load_config  # noqa: E402
+from swerepair.trainers.distributed import rank_seed, shard_task_ids  # noqa: E402
+from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
+from swerepair.trainers.metrics import read_metrics  # noqa: E402
+
+from helpers import TINY_RUN, token_reward  # noqa: E402
+
+TESTS = Path(__file__).resolve().parents[1]
+
+#: One rank of the run: trains `steps` steps, saves its parameters, records and played episodes.
+CHILD = r"""
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from swerepair.trainers.config import load_config
+from swerepair.trainers.grpo import GRPOTrainer
+from helpers import token_reward
+
+settings, steps, out = json.loads(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+trainer = GRPOTrainer(load_config(overrides=settings), episode_reward=token_reward)
+played = {}
+collect = trainer._collect
+
+
+def recording(step, bar=None):
+    episodes, generated, seconds = collect(step, bar)
+    played[step] = copy.deepcopy(episodes)  # before the trainer sets their rewards
+    return episodes, generated, seconds
+
+
+trainer._collect = recording
+records = trainer.train(steps=steps)
+params = trainer.policy_model.trainable_parameters()
+rank = int(os.environ["RANK"])
+torch.save(
+    {
+        "params": {n: p.detach().clone() for n, p in params.items()},
+        "played": played,
+        "records": records,
+        "ranks": [trainer.ranks.rank, trainer.ranks.world_size],
+    },
+    out / f"rank{rank}.pt",
+)
+"""
+
+SETTINGS: dict[str, Any] = {**TINY_RUN, "max_new_tokens": 8, "dtype": "float32"}
+
+
+def launch(tmp: Path, ranks: int, settings: dict[str, Any], steps: int) -> list[dict[str, Any]]:
+    """Run `CHILD` on `ranks` ranks with torchrun (127.0.0.1); each rank's saved results."""
+    script = tmp / "child.py"
+    script.write_text(CHILD, encoding="utf-8")
+    out = tmp / "out"
+    out.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK")}
+    env.pop("WORLD_SIZE", None)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
+        CUDA_VISIBLE_DEVICES="",
+        DS_ACCELERATOR="cpu",
+        OMP_NUM_THREADS="1",
+    )
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        str(torchrun) if torchrun.exists() else sys.executable,
+        *([] if torchrun.exists() else ["-m", "torch.distributed.run"]),
+        "--nproc_per_node",
+        str(ranks),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        str(script),
+        json.dumps(settings),
+        str(steps),
+        str(out),
+    ]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(ranks)]
+
+
+def replay(run_dir: Path, settings: dict[str, Any], episodes_by_step: dict[int, list[Any]]) -> GRPOTrainer:
+    """One process training the steps of `episodes_by_step` on exactly those episodes."""
+    config = load_config(overrides={**settings, "output_dir": str(run_dir)})
+    trainer = GRPOTrainer(config, episode_reward=token_reward)
+
+    def collect(step: int, bar: Any = None) -> tuple[list[Any], float, float]:
+        return copy.deepcopy(episodes_by_step[step]), 0.0, 1.0
+
+    trainer._collect = collect  # type: ignore[method-assign]
+    trainer.train(steps=len(episodes_by_step))
+    return trainer
+
+
+def close_params(got: dict[str, Any], want: dict[str, Any]) -> None:
+    """Equal up to float summation order: Adam's first step moves each weight by about lr whatever
+    the size of its gradient, so a gradient element near 0 may land either way; allow a few."""
+    assert set(got) == set(want)
+    diffs = torch.cat([(got[n] - w).abs().flatten() for n, w in want.items()])
+    assert int((diffs > 1e-4).sum()) <= 8, f"{int((diffs > 1e-4).sum())} of {diffs.numel()} weights differ"
+    assert float(diffs.mean()) < 1e-6
+
+
+# -- sharding (no processes) --------------------------------------------------------------------------
+def test_shards_hold_whole_groups_once() -> None:
+    steps = [["a", "a", "b", "b", "c", "c"], ["a", "b", "a", "b"], ["x", "x"]]
+    for ids in steps:
+        for world in (1, 2, 3, 4):
+            shards = [shard_task_ids(ids, r, world) for r in range(world)]
+            assert Counter(t for s in shards for t in s) == Counter(ids)  # every episode played once
+            owners = {t: [r for r, s in enumerate(shards) if t in s] for t in ids}
+            assert all(len(o) == 1 for o in owners.values())  # a task's group on one rank
+    assert shard_task_ids(["a", "a", "b", "b"], 0, 1) == ["a", "a", "b", "b"]
+    assert rank_seed(5, 0) == 5 and len({rank_seed(5, r) for r in range(8)}) == 8
+
+
+# -- two ranks against one process -------------------------------------------------------------------
+@pytest.fixture(scope="module", params=[0, 2], ids=["plain", "zero2"])
+def two_ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One step (of two) on two ranks; the same step in one process on the same episodes."""
+    if request.param:
+        pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install 'swerepair[train]')")
+    root = tmp_path_factory.mktemp(f"dp{request.param}")
+    settings = {**SETTINGS, "output_dir": str(root / "run"), "zero_stage": request.param}
+    results = launch(root, 2, settings, steps=1)
+    everything = [ep for r in results for ep in r["played"][1]]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SWEREPAIR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        single = replay(root / "single", {**SETTINGS, "zero_stage": 0}, {1: everything})
+    single_params = {n: p.detach().clone() for n, p in single.policy_model.trainable_parameters().items()}
+    return {
+        "stage": request.param,
+        "root": root,
+        "run": root / "run",
+        "settings": settings,
+        "ranks": results,
+        "single": single,
+        "single_params": single_params,
+    }
+
+
+@pytest.mark.slow
+def test_each_group_is_played_once_across_ranks(two_ranks: dict[str, Any]) -> None:
+    r0, r1 = two_ranks["ranks"]
+    assert r0["ranks"] == [0, 2] and r1["ranks"] == [1, 2]
+    ids0 = [ep.instance_id for ep in r0["played"][1]]
+    ids1 = [ep.instance_id for ep in r1["played"][1]]
+    assert ids0 and ids1 and not set(ids0) & set(ids1)
+    tasks = two_ranks["single"].tasks_for_step(1)
+    group = SETTINGS["group_size"]
+    assert Counter(ids0 + ids1) == Counter({t: group * tasks.count(t) for t in tasks})
+
+
+@pytest.mark.slow
+def test_two_ranks_update_as_one_process(two_ranks: dict[str, Any]) -> None:
+    r0, r1 = two_ranks["ranks"]
+    for name, p in r0["params"].items():  # the ranks hold one model
+        assert torch.equal(p, r1["params"][name]), name
+    close_params(r0["params"], two_ranks["single_params"])
+
+
+@pytest.mark.slow
+def test_metrics_equal_the_single_process_run(two_ranks: dict[str, Any]) -> None:
+    single = two_ranks["single"].history[-1]
+    for r in two_ranks["ranks"]:
+        got = r["records"][0]
+        assert got["dist/world_size"] == 2.0 and got["train/updated"] == single["train/updated"] == 1.0
+        for key in ("reward/mean", "reward/std", "reward/min", "reward/max", "train/episodes", "train/tokens"):
+            assert got[key] == pytest.approx(single[key], rel=1e-12, abs=1e-12), key
+        assert got["train/loss"] == pytest.approx(single["train/loss"], abs=1e-6)
+        assert got["train/grad_norm"] == pytest.approx(single["train/grad_norm"], rel=1e-4)
+        assert got["train/clip_fraction"] == pytest.approx(single["train/clip_fraction"], abs=1e-9)
+    logged = read_metrics(two_ranks["run"] / "metrics.jsonl")
+    assert [r["step"] for r in logged] == [1]  # written once, by rank 0
+    assert logged[0]["reward/mean"] == pytest.approx(single["reward/mean"])
+
+
+@pytest.mark.slow
+def test_one_run_directory(two_ranks: dict[str, Any]) -> None:
+    run = two_ranks["run"]
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["checkpoints", "config.yaml", "episodes", "learning_curve.png", "metrics.jsonl", "summary.json", "train.log"]
+    )
+    rows = (run / "episodes" / "step-000001.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == SETTINGS["group_size"] * SETTINGS["tasks_per_step"]  # both ranks' episodes, once
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000001"]
+    state = json.loads((run / "checkpoints" / "step-000001" / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["world_size"] == 2 and state["step"] == 1
+    assert not list(run.parent.glob("run-*")) and not list((run / "checkpoints").glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_resume_two_ranks_onto_one(two_ranks: dict[str, Any], tmp_path: Path) -> None:
+    if two_ranks["stage"]:
+        from swerepair.trainers.config import ConfigError
+
+        with pytest.raises(ConfigError, match="DeepSpeed checkpoint of 2 rank"):
+            GRPOTrainer.from_run_dir(two_ranks["run"], episode_reward=token_reward)
+        return
+    resumed = GRPOTrainer.from_run_dir(two_ranks["run"], episode_reward=token_reward)
+    assert resumed.step == 1 and resumed.ranks.world_size == 1
+    for name, p in resumed.policy_model.trainable_parameters().items():
+        assert torch.equal(p.detach(), two_ranks["ranks"][0]["params"][name]), name
+    records = resumed.train()
+    assert [r["train/updated"] for r in records] == [1.0]
+    assert resumed.step == 2
+    assert [r["step"] for r in read_metrics(two_ranks["run"] / "metrics.jsonl")] == [1, 2]
