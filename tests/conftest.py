@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-import swerepair  # noqa: F401  (registers SweRepair-v0)
+import swerepair  # registers SweRepair-v0
 from swerepair.core import Task
 from swerepair.envs.tasks import load_tasks
 
 from helpers import TOY_FILES, TOY_GOLD, TOY_TEST_PATCH, make_repo
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The package's filters of third-party noise (`swerepair.QUIET_WARNINGS`) hold in the tests
+    too: pytest restores the warning filters after collecting, which drops the ones the package
+    set when it was imported."""
+    for category, message, module in swerepair.QUIET_WARNINGS:
+        config.addinivalue_line("filterwarnings", f"ignore:{message}:{category.__name__}:{module}")
 
 
 @pytest.fixture(scope="session")
