@@ -18,7 +18,11 @@ skipped with a note where `bwrap_available()` is False) this measures, over the 
   the env's whole step (parsing, sandbox launch, formatting), in one episode whose budgets are
   large enough that it never ends during the measurement;
 
-and, in the same run, a bare ``subprocess.run(["true"])`` as the floor a step is compared to,
+- run: ``sandbox.run("true")`` on the episode's sandbox, the sandbox's share of a step
+  (without the env's parsing, formatting and copying of the conversation);
+
+and, in the same run, a bare ``subprocess.run(["true"])`` as the floor a step is compared to
+(and ``bash -c true``, the shell every command starts),
 plus the cold cost of a task's first reset (checkout and restricted bin built from scratch in a
 fresh ``SWEREPAIR_CACHE``), measured once.
 
@@ -182,8 +186,10 @@ def bench_kind(kind: str, n_resets: int, n_steps: int) -> dict[str, dict[str, fl
             raise RuntimeError(f"the episode ended during the measurement: {info.get('exit_reason')}")
 
     steps = timed(step, n_steps)
+    sandbox = env.unwrapped._ep.sandbox
+    runs = timed(lambda: sandbox.run("true", 30.0), n_steps)
     env.close()
-    return {"reset_ms": pct(resets), "step_ms": pct(steps)}
+    return {"reset_ms": pct(resets), "step_ms": pct(steps), "run_ms": pct(runs)}
 
 
 def built_env_rows(n_resets: int, n_steps: int) -> dict[str, dict[str, dict[str, float]]]:
@@ -280,6 +286,8 @@ def main() -> int:
             result.update(built_env_rows(args.n_resets, args.n_steps))
         subprocess.run(["true"])  # warm-up
         result["bare_subprocess_ms"] = pct(timed(lambda: subprocess.run(["true"]), args.n_steps))
+        bash = ["bash", "--noprofile", "--norc", "-c", "true"]
+        result["bare_bash_ms"] = pct(timed(lambda: subprocess.run(bash), args.n_steps))
     result["target_reset_ms"] = TARGET_RESET_MS
     result["n"] = {"resets": args.n_resets, "steps": args.n_steps}
     machine = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
@@ -294,6 +302,9 @@ def main() -> int:
         rows.append((what, kind, str(n["resets"]), f"{r['p50']:.2f}", f"{r['p90']:.2f}", ""))
         ratio = f"{s['p50'] / bare['p50']:.1f}x" if bare["p50"] > 0 else "n/a"
         rows.append(("step (shell true)", kind, str(n["steps"]), f"{s['p50']:.2f}", f"{s['p90']:.2f}", ratio))
+        u = result[kind]["run_ms"]
+        ratio = f"{u['p50'] / bare['p50']:.1f}x" if bare["p50"] > 0 else "n/a"
+        rows.append(("sandbox.run('true')", kind, str(n["steps"]), f"{u['p50']:.2f}", f"{u['p90']:.2f}", ratio))
     for kind in ("bubblewrap+built-env", "bubblewrap+host-python"):
         if kind in result:
             r, s = result[kind]["reset_ms"], result[kind]["step_ms"]
@@ -301,6 +312,9 @@ def main() -> int:
             ratio = f"{s['p50'] / bare['p50']:.1f}x" if bare["p50"] > 0 else "n/a"
             rows.append(("step (shell true)", kind, str(args.n_steps), f"{s['p50']:.2f}", f"{s['p90']:.2f}", ratio))
     rows.append(("bare subprocess", "-", str(args.n_steps), f"{bare['p50']:.2f}", f"{bare['p90']:.2f}", "1.0x"))
+    b = result["bare_bash_ms"]
+    ratio = f"{b['p50'] / bare['p50']:.1f}x" if bare["p50"] > 0 else "n/a"
+    rows.append(("bare bash -c true", "-", str(args.n_steps), f"{b['p50']:.2f}", f"{b['p90']:.2f}", ratio))
     rows.append(("cold prepare", kinds[0], "1", f"{result['cold_prepare_ms']:.2f}", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for k, row in enumerate(rows):
@@ -313,13 +327,17 @@ def main() -> int:
         result["session_vs_per_command"] = {
             "step_p50_speedup": round(per["step_ms"]["p50"] / sess["step_ms"]["p50"], 2),
             "step_p50_over_bare": round(sess["step_ms"]["p50"] / bare["p50"], 2),
+            "run_p50_over_bare": round(sess["run_ms"]["p50"] / bare["p50"], 2),
+            "run_p50_speedup": round(per["run_ms"]["p50"] / sess["run_ms"]["p50"], 2),
             "reset_p50_ms": {"session": sess["reset_ms"]["p50"], "per-command": per["reset_ms"]["p50"]},
         }
         c = result["session_vs_per_command"]
         print(
             f"\nbubblewrap session vs a bubblewrap per command: step p50 {sess['step_ms']['p50']:.2f} ms vs "
             f"{per['step_ms']['p50']:.2f} ms ({c['step_p50_speedup']:.1f}x faster; {c['step_p50_over_bare']:.1f}x a "
-            f"bare subprocess.run); reset p50 {sess['reset_ms']['p50']:.2f} ms vs {per['reset_ms']['p50']:.2f} ms"
+            f"bare subprocess.run); sandbox.run('true') p50 {sess['run_ms']['p50']:.2f} ms vs "
+            f"{per['run_ms']['p50']:.2f} ms ({c['run_p50_over_bare']:.1f}x a bare subprocess.run); "
+            f"reset p50 {sess['reset_ms']['p50']:.2f} ms vs {per['reset_ms']['p50']:.2f} ms"
         )
     print(f"\ntarget steady-state reset p50: {TARGET_RESET_MS} ms; {m['cpu_count']} CPUs, Python {m['python']}")
     for note in notes:

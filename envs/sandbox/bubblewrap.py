@@ -56,8 +56,8 @@ What is not covered:
   (nothing of the agent can live on in them, see above); started by a user, the supervisor
   shares the agent's uid, so a command can end the session (through the supervisor's
   rlimits, say): that command is reported killed, the next one runs in a fresh session.
-  A command's hard CPU-seconds limit is the supervisor's until its execve has committed
-  (microseconds, before bash runs a line of it); its other hard limits hold from the start.
+  A command's hard CPU-seconds limit is set right after ``posix_spawn`` returns (its soft
+  limit holds from the start); its other hard limits hold from its first instruction.
 - The disk budget is sampled (every `DISK_POLL_S`, less often for big workspaces): a command
   can overshoot it by what it writes between two samples (tens of MB on a fast disk), each
   file capped by the per-file size limit.

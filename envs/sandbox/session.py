@@ -11,10 +11,10 @@ mode also ``CAP_SETUID``, ``CAP_SETGID``). The supervisor makes a mount and IPC 
 own (its user namespace owns them in user mode), makes ``/dev`` read-only, mounts the IPC
 namespace's message-queue filesystem where only it looks, then drops everything: every
 capability set empty (the bounding set included), ``no_new_privs``, the hard per-process limits,
-the same seccomp filter as every command, and the agent's uid: started by root its real uid
-and gids are `SANDBOX_UID`'s while its effective and saved uid stay 0 without any capability
-(so the agent, a plain uid, can neither change its limits nor its priority; files are touched
-as the agent's uid); started by a user it is the agent's uid. It is not dumpable.
+the same seccomp filter as every command, and the agent's uid: started by root its real and
+saved uid and its gids are `SANDBOX_UID`'s while its effective uid stays 0 without any
+capability (so the agent, a plain uid, cannot change its limits; files are touched as the
+agent's uid); started by a user it is the agent's uid. It is not dumpable.
 
 Per command: the supervisor spawns the command with ``posix_spawn`` (a vfork: no copy of its
 memory), in a new session, with its output on the pipe the host handed over (and stdin's, or
@@ -24,9 +24,9 @@ supervisor then sets its exact limits (CPU seconds from the timeout) with prlimi
 command's main process exits, or the host asks (timeout, disk budget), the supervisor kills
 every other process of the PID namespace and reaps them until it has no child left (every
 process of the namespace descends from PID 1, so then none is left), empties ``/tmp`` and
-``/dev/shm``, removes the System V IPC objects and POSIX message queues left, and only then
-answers with the exit status. Where the sandbox has a cgroup, the host also checks that it
-holds nothing but bubblewrap and the supervisor.
+``/dev/shm``, removes the System V IPC objects (util-linux ``ipcrm``, run as the agent's uid)
+and POSIX message queues left, and only then answers with the exit status. Where the sandbox
+has a cgroup, the host also checks that it holds nothing but bubblewrap and the supervisor.
 
 The supervisor against the agent:
 - as PID 1 it gets from inside its namespace only the signals it handles (SIGCHLD, on which it
@@ -45,11 +45,11 @@ The supervisor against the agent:
 
 What differs from the per-command mode: the sandbox's mount, PID, network, UTS and cgroup
 namespaces last for the episode; nothing of the agent can stay in them (see above; the rest
-of the view is read-only except the workspace). A command's hard CPU-seconds limit is the
-supervisor's (none) until its execve has committed its credentials, a few microseconds after
-``posix_spawn`` returns, before bash has run a line of it; its other hard limits hold from the
-start. A command that finds the session busy (one abandoned by its caller still runs) gets a
-bubblewrap of its own.
+of the view is read-only except the workspace). A command's hard CPU-seconds limit is set by
+the supervisor's next system call after ``posix_spawn`` returns (until then its soft limit is
+its own plus the supervisor's CPU time, its hard limit none); its other hard limits hold from
+its first instruction. A command that finds the session busy (one abandoned by its caller
+still runs) gets a bubblewrap of its own.
 """
 
 from __future__ import annotations
@@ -96,7 +96,6 @@ PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, PR_CAP_AM
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 MS_REC, MS_PRIVATE = 16384, 1 << 18
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
-IPC_RMID = 0
 MQ = "/dev/.swerepair-mq"
 libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -143,7 +142,7 @@ if UID is not None:
     # its effective one before it executes (posix_spawn's resetids).
     os.setgroups([])
     os.setresgid(UID, UID, UID)
-    os.setresuid(UID, 0, 0)
+    os.setresuid(UID, 0, UID)
     libc.setfsuid(UID)  # files are touched as the agent's uid (the workspace, the scratch dirs)
 
 class CapHeader(ctypes.Structure):
@@ -162,7 +161,8 @@ FILTER_BUF = ctypes.create_string_buffer(FILTER, len(FILTER))
 check(libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(SockFprog(len(FILTER) // 8, ctypes.addressof(FILTER_BUF))), 0, 0),
       "seccomp")
 os.chdir(CONF["workdir"])
-DEVNULL = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+DEVNULL = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+IPCRM = next((p for p in ("/usr/bin/ipcrm", "/bin/ipcrm") if os.access(p, os.X_OK)), None)
 SCRATCH = [(d, os.stat(d).st_dev) for d in ("/tmp", "/dev/shm")]
 wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 signal.set_wakeup_fd(wake_w)
@@ -219,15 +219,21 @@ def wipe(path, dev, top):
             pass
 
 def clean_ipc():
-    for kind, ctl in (("shm", libc.shmctl), ("msg", libc.msgctl), ("sem", libc.semctl)):
+    # System V objects can be removed only by their owner (or CAP_SYS_ADMIN): util-linux ipcrm
+    # does it as the agent's uid, where there are any. Message queues are files to us.
+    left = False
+    for kind in ("shm", "msg", "sem"):
         try:
-            lines = open(f"/proc/sysvipc/{kind}").read().splitlines()[1:]
+            left = left or len(open(f"/proc/sysvipc/{kind}").read().splitlines()) > 1
         except OSError:
-            continue
-        for line in lines:
-            ident = int(line.split()[1])
-            if ctl(ident, IPC_RMID, None) if kind != "sem" else ctl(ident, 0, IPC_RMID, None):
-                pass
+            pass
+    if left and IPCRM:
+        try:
+            quiet = [(os.POSIX_SPAWN_DUP2, DEVNULL, 1), (os.POSIX_SPAWN_DUP2, DEVNULL, 2)]
+            pid = os.posix_spawn(IPCRM, ["ipcrm", "--all"], {}, resetids=UID is not None, file_actions=quiet)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
     try:
         for name in os.listdir(MQ):
             os.unlink(os.path.join(MQ, name))
@@ -238,18 +244,15 @@ def cleanup():
     reap_all()
     for d, dev in SCRATCH:
         wipe(d, dev, True)
-    if UID is not None:  # IPC objects are removed by their owner: be the agent's uid meanwhile
-        os.setresuid(-1, UID, -1)
     clean_ipc()
-    if UID is not None:
-        os.setresuid(-1, 0, -1)
-        libc.setfsuid(UID)
 
 # -- one command -----------------------------------------------------------------------------
 def serve(req, fds):
-    out_fd = fds[0]
-    in_fd = fds[1] if len(fds) > 1 else DEVNULL
+    out_fd, started_fd = fds[0], fds[1]
+    in_fd = fds[2] if len(fds) > 2 else DEVNULL
     cpu = req["cpu"]
+    # A command inherits our soft CPU-time limit (its own plus what we used so far) until it
+    # gets its exact limits below, right after posix_spawn returns.
     own = resource.getrusage(resource.RUSAGE_SELF)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu + int(own.ru_utime + own.ru_stime) + 1, resource.RLIM_INFINITY))
     actions = [(os.POSIX_SPAWN_DUP2, in_fd, 0), (os.POSIX_SPAWN_DUP2, out_fd, 1), (os.POSIX_SPAWN_DUP2, out_fd, 2)]
@@ -262,20 +265,19 @@ def serve(req, fds):
         cleanup()
         send({"error": "exec", "message": str(exc)})
         return
-    # The command's exact limits. Until its execve has committed its credentials (microseconds
-    # after posix_spawn returns) its saved uid is still ours and prlimit is refused: retry.
+    # The command's exact limits (it holds the hard caps of the others already). Its uids are all
+    # the agent's from the spawn on (resetids), so prlimit may act on it at once.
     for res, soft, hard in req["rlimits"]:
-        for _ in range(100000):
-            try:
-                resource.prlimit(pid, res, (soft, hard))
-                break
-            except PermissionError:
-                os.sched_yield()
-            except OSError:
-                break
+        try:
+            resource.prlimit(pid, res, (soft, hard))
+        except ProcessLookupError:
+            break
+        except OSError:  # never leave a command running without its limits
+            os.kill(pid, signal.SIGKILL)
+            break
+    os.write(started_fd, b"s")  # the host reads it only if we die: the command did start
     for fd in fds:
         os.close(fd)
-    send({"started": True})
     status = None
     while status is None:
         while True:
@@ -480,9 +482,10 @@ class BwrapSession:
         self._await_ready()
         start = time.monotonic()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        started_r, started_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         in_r = in_w = None
         try:
-            fds = [out_w]
+            fds = [out_w, started_w]
             if stdin is not None:
                 in_r, in_w = os.pipe2(os.O_CLOEXEC)
                 fds.append(in_r)
@@ -494,16 +497,17 @@ class BwrapSession:
                 raise
             finally:
                 os.close(out_w)
-                out_w = None
+                os.close(started_w)
+                out_w = started_w = None
                 if in_r is not None:
                     os.close(in_r)
                     in_r = None
             if in_w is not None:
                 _write_stdin(in_w, stdin or "")
                 in_w = None
-            return self._collect(out_r, start, timeout, max_output, watch, watch_every)
+            return self._collect(out_r, started_r, start, timeout, max_output, watch, watch_every)
         finally:
-            for fd in (out_r, out_w, in_r, in_w):
+            for fd in (out_r, out_w, started_r, started_w, in_r, in_w):
                 if fd is not None:
                     with contextlib.suppress(OSError):
                         os.close(fd)
@@ -511,6 +515,7 @@ class BwrapSession:
     def _collect(
         self,
         out_r: int,
+        started_r: int,
         start: float,
         timeout: float,
         max_output: int,
@@ -525,7 +530,6 @@ class BwrapSession:
         kill_sent_at: float | None = None
         status: int | None = None
         status_at = 0.0
-        started = False
         died: str | None = None
         output_open = True
         deadline = start + timeout
@@ -583,9 +587,7 @@ class BwrapSession:
                         except SessionDied as exc:
                             died = str(exc)
                             break
-                        if msg.get("started") is True:
-                            started = True
-                        elif "exit" in msg and isinstance(msg["exit"], int):
+                        if "exit" in msg and isinstance(msg["exit"], int):
                             status, status_at = msg["exit"], time.monotonic()
                             sel.unregister(self._ctrl)
                         elif "error" in msg:
@@ -597,7 +599,7 @@ class BwrapSession:
                     break
         if died is None and not self._only_infrastructure_left():
             died = "a process outlived its command"
-        if died is not None and not started:
+        if died is not None and not _started(started_r):
             # The supervisor was gone before the command started (a command before this one
             # ended it): nothing ran, the caller runs it again in a fresh session.
             self._give_up()
@@ -713,6 +715,14 @@ def _select(socks: list, timeout: float) -> tuple[list, list, list]:
     import select
 
     return select.select(socks, [], [], timeout)
+
+
+def _started(fd: int) -> bool:
+    """Whether the supervisor said (on the command's "started" pipe) that it spawned it."""
+    try:
+        return os.read(fd, 1) == b"s"
+    except OSError:
+        return False
 
 
 def _read_pids(path: Path) -> list[int]:

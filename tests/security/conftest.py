@@ -16,6 +16,7 @@ _outcomes: dict[str, tuple[str, str]] = {}
 _CLASSES = {
     "test_sandbox_attacks.py": "sandbox (tool calls through env.step)",
     "test_verifier_attacks.py": "verifier (a patch through tests_pass)",
+    "test_sandbox_session.py": "sandbox session (commands in one bubblewrap per episode)",
 }
 
 
