@@ -698,27 +698,24 @@ def cmd_sft(args: argparse.Namespace) -> int:
         "progress": not args.no_progress,
         "tensorboard": not args.no_tensorboard,
     }
-    try:
-        missing = [e for e in args.episodes if not Path(e).is_file()]
-        if missing:
-            raise ConfigError(f"no such episodes file: {', '.join(missing)}")
-        if args.replay and not Path(args.replay).is_file():
-            raise ConfigError(f"no such replay file: {args.replay}")
-        config = load_config(overrides=overrides)
-        settings = SFTSettings(
-            episodes=tuple(args.episodes),
-            min_reward=None if args.min_reward is None or args.min_reward < 0 else args.min_reward,
-            replay=args.replay,
-            replay_ratio=args.replay_ratio,
-            kl_coef=args.kl_coef,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            max_tokens=args.max_tokens,
-        )
-        trainer = SFTTrainer(config, settings)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"swerepair sft: error: {exc}", file=sys.stderr)
-        return 2
+    # a ConfigError or a missing file is one line from main (exit status 2)
+    missing = [e for e in args.episodes if not Path(e).is_file()]
+    if missing:
+        raise ConfigError(f"no such episodes file: {', '.join(missing)}")
+    if args.replay and not Path(args.replay).is_file():
+        raise ConfigError(f"no such replay file: {args.replay}")
+    config = load_config(overrides=overrides)
+    settings = SFTSettings(
+        episodes=tuple(args.episodes),
+        min_reward=None if args.min_reward is None or args.min_reward < 0 else args.min_reward,
+        replay=args.replay,
+        replay_ratio=args.replay_ratio,
+        kl_coef=args.kl_coef,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_tokens=args.max_tokens,
+    )
+    trainer = SFTTrainer(config, settings)
     records = trainer.train()
     print(
         f"sft: {len(trainer.examples)} episodes, {len(records)} steps; per trained token: CE "
