@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -192,6 +193,13 @@ def test_unknown_models_and_bad_ports_are_one_line(tmp_path: Path, capsys: pytes
         code, err = run_main(capsys, ["serve", "--port", port])
         assert code == 2 and "Traceback" not in err
         assert err.strip().splitlines()[-1].startswith("swerepair serve: error: argument --port: ")
+    with socket.socket() as busy:  # a port in use: the address is named
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["serve", "--port", str(port)]) == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last.startswith(f"swerepair serve: error: cannot listen on 127.0.0.1:{port}: "), last
 
 
 def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
