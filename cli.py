@@ -442,7 +442,14 @@ def cmd_play(args: argparse.Namespace) -> int:
     from swerepair.agents.policies.scripted import gold_turns
     from swerepair.envs.env import render_transcript
 
-    env = gym.make("SweRepair-v0", tasks=_task_set(args), repos=args.repos, sandbox=args.sandbox)
+    env = gym.make(
+        "SweRepair-v0",
+        tasks=_task_set(args),
+        repos=args.repos,
+        sandbox=args.sandbox,
+        reward=args.reward,
+        scaffold=_scaffold(args),
+    )
     if args.task_id:
         _select(env.unwrapped.tasks, [args.task_id], _tasks_name(args))
     options = {"task_id": args.task_id} if args.task_id else None
@@ -465,6 +472,18 @@ def cmd_play(args: argparse.Namespace) -> int:
             fh.write(json.dumps(record, default=str) + "\n")
         print(f"episode appended to {args.out}")
     return 0 if terminated and not info.get("failed") else 1
+
+
+def _scaffold(args: argparse.Namespace) -> Any:
+    """The command's ``--scaffold``: a built-in name, an entry point of ``swerepair.scaffolds`` or
+    ``module:attr`` (`swerepair.agents.scaffold.resolve_scaffold`); one line if it does not resolve."""
+    from swerepair.agents.scaffold import resolve_scaffold
+    from swerepair.core import PluginError
+
+    try:
+        return resolve_scaffold(getattr(args, "scaffold", None) or "nano")
+    except (PluginError, ValueError, TypeError) as exc:
+        raise UserError(f"--scaffold: {exc}") from None
 
 
 def _env_factory(args: argparse.Namespace, scaffold: Any, **settings: Any) -> Any:
@@ -533,7 +552,28 @@ def _policy(args: argparse.Namespace, scaffold: Any) -> Any:
         temperature=args.temperature,
         top_p=args.top_p,
         max_tokens=args.max_new_tokens,
+        renderer=_served_renderer(args, scaffold),
     )
+
+
+def _served_renderer(args: argparse.Namespace, scaffold: Any) -> Any:
+    """The chat renderer of the served model (``--tokenizer``, default ``--model``: a built-in, a
+    directory or a cached hub id), with which `OpenAIPolicy` keeps token-exact episodes; None
+    when no such tokenizer is here (the policy then warns once that its episodes are not
+    trainable)."""
+    from swerepair.agents.inference.chat import ChatRenderer
+    from swerepair.agents.inference.models import model_path
+
+    name = getattr(args, "tokenizer", None) or args.model
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_path(name), local_files_only=True)
+    except (ImportError, OSError, ValueError) as exc:
+        if getattr(args, "tokenizer", None):
+            raise UserError(f"--tokenizer: cannot load {name!r}: {_one_line(exc)}") from None
+        return None
+    return ChatRenderer(tokenizer, scaffold.tool_schemas())
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -581,11 +621,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.model:
             print("swerepair eval: error: --model (or --episodes FILE) is required", file=sys.stderr)
             return 2
-        from swerepair.agents.scaffold import nano_agent
-
         if args.temperature is None:
             args.temperature = 0.0 if args.samples == 1 else 0.8
-        scaffold = nano_agent()
+        scaffold = _scaffold(args)
         make_env = _env_factory(
             args,
             scaffold,
@@ -627,7 +665,6 @@ def cmd_expert(args: argparse.Namespace) -> int:
     from swerepair.agents.inference.chat import ChatRenderer
     from swerepair.agents.inference.models import model_path
     from swerepair.agents.policies.expert import ExpertPolicy, expert_turns
-    from swerepair.agents.scaffold import nano_agent
     from swerepair.envs.rollout import run_episodes
 
     if args.episodes < 1:
@@ -641,7 +678,7 @@ def cmd_expert(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"swerepair expert: error: cannot load the tokenizer of {args.model!r}: {exc}", file=sys.stderr)
         return 2
-    scaffold = nano_agent()
+    scaffold = _scaffold(args)
     renderer = ChatRenderer(tokenizer, scaffold.tool_schemas())
     make_env = _env_factory(args, scaffold, reward=args.reward, max_tool_calls=args.max_tool_calls)
     tasks = _select(make_env().tasks, args.task_id)
@@ -785,14 +822,16 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-
-    from swerepair.agents.scaffold import nano_agent
     from swerepair.envs.env import render_transcript
     from swerepair.envs.rollout import run_episodes
 
-    scaffold = nano_agent()
+    scaffold = _scaffold(args)
     make_env = _env_factory(
-        args, scaffold, max_tool_calls=args.max_tool_calls, max_context_tokens=args.max_context_tokens
+        args,
+        scaffold,
+        reward=args.reward,
+        max_tool_calls=args.max_tool_calls,
+        max_context_tokens=args.max_context_tokens,
     )
     env = make_env()  # the task set, its repositories and the sandbox are checked before the model loads
     env.close()
@@ -963,6 +1002,30 @@ def _exec_vllm(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _add_reward_arg(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--reward",
+        default=default,
+        help=f"the env's reward: a swerepair.rewards name, an entry point of swerepair.rewards, or "
+        f"module:function (default {default})",
+    )
+
+
+def _add_scaffold_args(p: argparse.ArgumentParser, *, served: bool = False) -> None:
+    p.add_argument(
+        "--scaffold",
+        default="nano",
+        help="the agent scaffold: nano, an entry point of swerepair.scaffolds, or module:attr (default nano)",
+    )
+    if served:
+        p.add_argument(
+            "--tokenizer",
+            default=None,
+            help="--backend openai: the served model's tokenizer (built-in name or local directory) for "
+            "token-exact episodes (default: --model)",
+        )
+
+
 def _port(text: str) -> int:
     """A TCP port number (argparse type): 0 (any free port) to 65535."""
     try:
@@ -1020,6 +1083,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="append the episodes to this JSONL file")
     p.add_argument("--keep-resolved", action="store_true", help="append only episodes with reward 1 (distillation)")
+    _add_reward_arg(p, "functional_similarity")
+    _add_scaffold_args(p, served=True)
     p.set_defaults(fn=cmd_solve)
 
     p = sub.add_parser("sft", help="supervised fine-tuning (LoRA) on episodes, the first stage before GRPO")
@@ -1084,6 +1149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="file of instance ids, one a line: only these")
     p.add_argument("--episodes", type=int, default=1, help="episodes per task, each with its own variations")
     p.add_argument("--reward", default="tests_pass", help="the env's reward (kept episodes score 1)")
+    _add_scaffold_args(p)
     p.add_argument("--max-tool-calls", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-all", action="store_true", help="also keep episodes that did not score 1")
@@ -1106,6 +1172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1, help="episodes per task (k)")
     p.add_argument("--pass-at", default="1", help="comma-separated k for unbiased pass@k (each <= --samples)")
     p.add_argument("--reward", default="tests_pass", help="the env's reward (default: the task's tests)")
+    _add_scaffold_args(p, served=True)
     p.add_argument("--max-tool-calls", type=int, default=30)
     p.add_argument("--max-context-tokens", type=int, default=8192)
     p.add_argument("--max-new-tokens", type=int, default=512)
@@ -1165,6 +1232,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "check":
             p.add_argument("--jobs", type=int, default=2)
             p.add_argument("--timeout", type=float, default=300.0)
+        _add_reward_arg(p, "functional_similarity")
+        _add_scaffold_args(p)
         p.set_defaults(fn=fn)
     for old in RENAMED_COMMANDS:  # accepted by the parser (not listed) so that main can name the new one
         sub.add_parser(old, add_help=False).set_defaults(renamed_command=old)
@@ -1182,11 +1251,12 @@ def _debug(args: argparse.Namespace | None = None) -> bool:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean the user gave something wrong (a task file, a path, a name, a
     setting, a repository directory, an address in use), printed as one line."""
+    from swerepair.core import PluginError
     from swerepair.envs.sandbox.workspace import TaskRepositoryError
     from swerepair.envs.tasks import TaskFormatError
     from swerepair.trainers.config import ConfigError
 
-    return (UserError, TaskFormatError, TaskRepositoryError, ConfigError, OSError)
+    return (UserError, TaskFormatError, TaskRepositoryError, ConfigError, PluginError, OSError)
 
 
 def _one_line(exc: BaseException) -> str:

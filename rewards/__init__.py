@@ -107,7 +107,7 @@ def resolve_reward(
         found = load_plugin("swerepair.rewards", reward)
     except PluginError:
         known = sorted([*REWARDS, *SANDBOX_REWARDS])
-        raise ValueError(
+        raise PluginError(
             f"unknown reward {reward!r}; choose one of {known}, an entry point of the group "
             "swerepair.rewards, an import path module:function, or pass a callable"
         ) from None

@@ -262,3 +262,37 @@ def test_train_says_when_no_group_had_a_signal(tmp_path: Path, capsys: pytest.Ca
     assert cli.main(argv) == 0
     err = capsys.readouterr().err
     assert "note: in each of the 1 group(s) every episode scored the same, so no update was made" in err
+
+
+def test_play_takes_a_reward_and_a_scaffold_by_name(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "play.jsonl"
+    argv = ["play", "--task-id", "swerepair__confkit-2", "--reward", "patch_similarity", "--out", str(out)]
+    assert cli.main([*argv, "--scaffold", "nano"]) == 0
+    record = json.loads(out.read_text().splitlines()[-1])
+    # the gold fix without its test changes: the episode's reward is patch_similarity's, not the default's
+    components = record["info"]["reward_components"]
+    assert record["reward"] == components["patch_similarity"] < components["functional_similarity"] == 1.0
+    capsys.readouterr()
+    assert cli.main(["play", "--reward", "no_such_reward"]) == 2
+    assert one_line(capsys.readouterr().err).startswith("swerepair play: error: unknown reward 'no_such_reward'")
+    assert cli.main(["play", "--scaffold", "no_such_scaffold"]) == 2
+    assert one_line(capsys.readouterr().err).startswith("swerepair play: error: --scaffold: unknown name")
+
+
+def test_solve_against_a_server_writes_token_exact_episodes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("transformers")
+    from swerepair.agents.inference.models import load_model
+    from swerepair.agents.inference.server import InferenceServer
+
+    out = tmp_path / "ep.jsonl"
+    with InferenceServer(*load_model("tiny-qwen3"), model_name="tiny", default_max_tokens=8) as srv:
+        argv = ["solve", "--model", "tiny", "--backend", "openai", "--base-url", srv.url, "--out", str(out)]
+        argv += ["--task-id", "swerepair__confkit-2", "--max-tool-calls", "2", "--max-new-tokens", "8"]
+        assert cli.main([*argv, "--tokenizer", "tiny-qwen3"]) in (0, 1)
+        episode = json.loads(out.read_text().splitlines()[-1])
+        assert episode["info"]["token_exact"] is True
+        assert len(episode["tokens"]) == len(episode["loss_mask"]) and sum(episode["loss_mask"]) > 0
+        assert len(episode["logprobs"]) == sum(episode["loss_mask"])
+        capsys.readouterr()
+        assert cli.main([*argv, "--tokenizer", str(tmp_path / "none")]) == 2
+        assert "--tokenizer: cannot load" in one_line(capsys.readouterr().err)
