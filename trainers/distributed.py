@@ -11,8 +11,9 @@ One step, on N ranks, is the step one process would take with the whole batch:
   generator of rank r > 0 is seeded apart from rank 0's (`rank_seed`), so two ranks do not draw
   the same random numbers for different groups.
 - **Episodes.** After the rollouts every rank gathers every rank's episodes (`Ranks.gather`, over
-  a gloo group, also under NCCL), in the order one process would hold them: rewards, advantages,
-  drops and every episode metric are then computed from the global batch, the same on all ranks.
+  a gloo group, also under NCCL), in rank order (one process's order when no task is drawn twice
+  in the step): rewards, advantages, drops and every episode metric are then computed from the
+  global batch, the same on all ranks.
 - **Loss.** Each rank trains on its own groups. A micro-batch's weight divides by the global
   count of generated tokens (``token_mean``) or of episodes (the per-sequence aggregations) —
   `Ranks.all_sum` — so the gradients of the N ranks *sum* to the single-process gradient. Plain
@@ -21,8 +22,8 @@ One step, on N ranks, is the step one process would take with the whole batch:
   fewer micro-batches runs zero-weight ones (`dummy_micro_batch`) so that every rank calls
   backward equally often (ZeRO reduces gradients inside backward).
 - **Records.** Rank 0 alone writes the run directory (config, log, metrics, episodes, summary,
-  checkpoints) and pushes weights; under DeepSpeed every rank writes its own shard of the engine
-  checkpoint into the same ``deepspeed/`` folder (the engine's checkpoint is collective).
+  checkpoints); under DeepSpeed every rank writes its own shard of the engine checkpoint into the
+  same ``deepspeed/`` folder (the engine's checkpoint is collective).
 - **Resume.** A checkpoint without DeepSpeed holds the full optimizer state: it resumes on any
   number of ranks. A DeepSpeed checkpoint is partitioned by its number of ranks; resuming it on
   another number is refused with a message (use the same number, or train without ZeRO).
@@ -141,7 +142,7 @@ class Ranks:
 
     @property
     def is_main(self) -> bool:
-        """Rank 0: the one that writes the run directory and pushes weights."""
+        """Rank 0: the one that writes the run directory."""
         return self.rank == 0
 
     @property

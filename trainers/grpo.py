@@ -421,9 +421,9 @@ class GRPOTrainer:
 
     def close(self) -> None:
         """Release everything the trainer holds: the servers' weight-sync group, the Docker
-        sandbox's warm containers, the process group it initialised under a launcher, and what `train` opened if a `train_step` called outside it
-        left it open (the run's log file is attached only while the trainer works). Idempotent;
-        a closed trainer does not train again."""
+        sandbox's warm containers, the process group it initialised under a launcher, and what
+        `train` opened if a `train_step` called outside it left it open (the run's log file is
+        attached only while the trainer works). Idempotent; a closed trainer does not train again."""
         self._closed = True
         self._release()
         if self.pusher is not None:
@@ -576,7 +576,8 @@ class GRPOTrainer:
 
     def _gather_episodes(self, episodes: list[Episode], stale: int) -> tuple[list[Episode], set[int], int]:
         """``(all episodes, ids of this rank's among them, stale drops of all ranks)``: the step's
-        episodes of every rank, in rank order (the order of one process: shards are contiguous)."""
+        episodes of every rank, in rank order (shards are contiguous: with no task drawn twice in
+        the step, the order of one process)."""
         if not self.ranks.distributed:
             return episodes, {id(ep) for ep in episodes}, stale
         shares = self.ranks.gather([episodes, stale])

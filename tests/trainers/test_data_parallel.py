@@ -1,9 +1,10 @@
 """Data-parallel `GRPOTrainer` ranks on CPU (gloo, ``torchrun --nproc_per_node 2``), tiny model.
 
-A two-rank run trains one step of the tiny run (2 tasks x 2 episodes); then, in this process, one
-process trains the same step on the same global batch (the episodes both ranks played, replayed)
-and the parameters, rewards and losses are compared; the two-rank checkpoint is resumed by one
-process. Plain data parallelism (a gradient all-reduce) and DeepSpeed ZeRO-2 both run.
+A two-rank run trains one step of the tiny run (3 tasks x 2 episodes, so the ranks' shares
+differ); then, in this process, one process trains the same step on the same global batch (the
+episodes both ranks played, replayed) and the parameters, rewards and losses are compared; the
+two-rank checkpoint is resumed by one process. Plain data parallelism (a gradient all-reduce)
+and DeepSpeed ZeRO-2 both run.
 
 Why the replay: the in-process backend samples a whole generation batch from one generator, so a
 rank that plays half the batch draws other tokens than one process would (see
@@ -78,7 +79,9 @@ torch.save(
 )
 """
 
-SETTINGS: dict[str, Any] = {**TINY_RUN, "max_new_tokens": 8, "dtype": "float32"}
+#: 3 tasks x 2 episodes: rank 0 plays two groups, rank 1 one (and pads its update with a
+#: zero-weight micro-batch, so both ranks run two backward passes)
+SETTINGS: dict[str, Any] = {**TINY_RUN, "max_new_tokens": 8, "dtype": "float32", "tasks_per_step": 3}
 
 
 def launch(tmp: Path, ranks: int, settings: dict[str, Any], steps: int) -> list[dict[str, Any]]:
@@ -182,6 +185,7 @@ def test_each_group_is_played_once_across_ranks(two_ranks: dict[str, Any]) -> No
     ids0 = [ep.instance_id for ep in r0["played"][1]]
     ids1 = [ep.instance_id for ep in r1["played"][1]]
     assert ids0 and ids1 and not set(ids0) & set(ids1)
+    assert (len(set(ids0)), len(set(ids1))) == (2, 1)
     tasks = two_ranks["single"].tasks_for_step(1)
     group = SETTINGS["group_size"]
     assert Counter(ids0 + ids1) == Counter({t: group * tasks.count(t) for t in tasks})
