@@ -20,6 +20,9 @@ skipped with a note where `bwrap_available()` is False) this measures, over the 
 
 - run: ``sandbox.run("true")`` on the episode's sandbox, the sandbox's share of a step
   (without the env's parsing, formatting and copying of the conversation);
+- in turns: bubblewrap's session and per-command modes and a bare ``subprocess.run`` measured
+  one sample of each per round (resets, then ``sandbox.run("true")``), so that a machine whose
+  load changes during the run weighs on all alike;
 
 and, in the same run, a bare ``subprocess.run(["true"])`` as the floor a step is compared to
 (and ``bash -c true``, the shell every command starts),
@@ -192,6 +195,35 @@ def bench_kind(kind: str, n_resets: int, n_steps: int) -> dict[str, dict[str, fl
     return {"reset_ms": pct(resets), "step_ms": pct(steps), "run_ms": pct(runs)}
 
 
+def interleaved(n_resets: int, n_steps: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Bubblewrap's two modes and a bare ``subprocess.run(["true"])`` measured in turns (one
+    sample of each per round), so that a machine whose load changes during the run weighs on
+    both alike: resets (``env.reset``) and commands (``sandbox.run("true")``)."""
+    envs = {k: make_env(k) for k in ("bubblewrap-session", "bubblewrap-per-command")}
+    ids = [t.instance_id for t in envs["bubblewrap-session"].tasks]
+    resets: dict[str, list[float]] = {k: [] for k in envs}
+    for i in range(n_resets):
+        for k, env in envs.items():
+            t0 = time.perf_counter()
+            env.reset(options={"task_id": ids[i % len(ids)]})
+            resets[k].append(time.perf_counter() - t0)
+    runs: dict[str, list[float]] = {k: [] for k in (*envs, "bare")}
+    sandboxes = {k: env.unwrapped._ep.sandbox for k, env in envs.items()}
+    for sb in sandboxes.values():
+        sb.run("true", 30.0)  # the session starts at the first command
+    for _ in range(n_steps):
+        for k, sb in sandboxes.items():
+            t0 = time.perf_counter()
+            sb.run("true", 30.0)
+            runs[k].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        subprocess.run(["true"])
+        runs["bare"].append(time.perf_counter() - t0)
+    for env in envs.values():
+        env.close()
+    return {"reset_ms": {k: pct(v) for k, v in resets.items()}, "run_ms": {k: pct(v) for k, v in runs.items()}}
+
+
 def built_env_rows(n_resets: int, n_steps: int) -> dict[str, dict[str, dict[str, float]]]:
     """Reset and step in bubblewrap on one task of benchmarks/pyenvs.py, with its built
     environment and with the host's interpreter (``SandboxConfig(environments=None)``)."""
@@ -282,6 +314,8 @@ def main() -> int:
                 n_resets, n_steps = min(n_resets, 20), min(n_steps, 50)
             result[kind] = bench_kind(kind, n_resets, n_steps)
             result[kind]["n"] = {"resets": n_resets, "steps": n_steps}
+        if "bubblewrap-session" in kinds:
+            result["interleaved"] = interleaved(args.n_resets, args.n_steps)
         if args.built_env and "bubblewrap-session" in kinds:
             result.update(built_env_rows(args.n_resets, args.n_steps))
         subprocess.run(["true"])  # warm-up
@@ -338,6 +372,16 @@ def main() -> int:
             f"bare subprocess.run); sandbox.run('true') p50 {sess['run_ms']['p50']:.2f} ms vs "
             f"{per['run_ms']['p50']:.2f} ms ({c['run_p50_over_bare']:.1f}x a bare subprocess.run); "
             f"reset p50 {sess['reset_ms']['p50']:.2f} ms vs {per['reset_ms']['p50']:.2f} ms"
+        )
+    if "interleaved" in result:
+        il = result["interleaved"]
+        r, u = il["reset_ms"], il["run_ms"]
+        print(
+            "in turns (one sample of each per round): reset p50 "
+            f"{r['bubblewrap-session']['p50']:.2f} ms (session) vs {r['bubblewrap-per-command']['p50']:.2f} ms "
+            f"(per command); sandbox.run('true') p50 {u['bubblewrap-session']['p50']:.2f} ms vs "
+            f"{u['bubblewrap-per-command']['p50']:.2f} ms; bare subprocess.run {u['bare']['p50']:.2f} ms "
+            f"(session {u['bubblewrap-session']['p50'] / u['bare']['p50']:.1f}x bare)"
         )
     print(f"\ntarget steady-state reset p50: {TARGET_RESET_MS} ms; {m['cpu_count']} CPUs, Python {m['python']}")
     for note in notes:
