@@ -430,7 +430,9 @@ class BwrapSession:
                 msg = self._recv()
         if not msg or not msg.get("ready"):
             self._give_up(release=False)
-            raise SandboxError(f"bwrap could not set up the sandbox: {self._launcher_output()}")
+            output = self._launcher_output()
+            self._release_fds()
+            raise SandboxError(f"bwrap could not set up the sandbox: {output}")
         events = []
         with contextlib.suppress(OSError, ValueError):
             os.set_blocking(self._status_r, False)
