@@ -68,8 +68,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -179,6 +181,18 @@ _verified: set[tuple[object, ...]] = set()
 @functools.lru_cache(maxsize=1)
 def _filter_hex() -> str:
     return build_filter().hex()
+
+
+@functools.lru_cache(maxsize=1)
+def _supervisor_python() -> str:
+    """The session supervisor's interpreter: the system's ``/usr/bin/python3`` where it is 3.9
+    or newer (a short path in ``/proc/1/cmdline``, always in the view), else the interpreter
+    running this package (its prefixes are in the view too)."""
+    real = os.path.realpath("/usr/bin/python3")
+    version = re.fullmatch(r"python(\d+)\.(\d+)", os.path.basename(real))
+    if version and (int(version[1]), int(version[2])) >= (3, 9) and os.access(real, os.X_OK):
+        return "/usr/bin/python3"
+    return sys.executable
 
 
 _verify_lock = threading.Lock()
@@ -332,7 +346,7 @@ class BubblewrapSandbox(IsolatedSandbox):
         # What the supervisor needs for its one-time set-up (its own mount and IPC namespace, the
         # drop to the agent's uid); it holds none of them once it serves commands.
         keep = ["CAP_SYS_ADMIN", "CAP_SETPCAP"] + (["CAP_SETUID", "CAP_SETGID"] if root else [])
-        python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else self.config.python
+        python = _supervisor_python()
 
         def argv_for(script_fd: int, ctrl_fd: int, status_w: int) -> tuple[list[str], list[int]]:
             # The session ends on its socket's EOF, not with the host thread that started it; the

@@ -2,7 +2,7 @@
 
 Starting bubblewrap costs milliseconds (namespaces, about forty mounts, a cgroup join); a tool
 step that runs ``true`` costs far less. A session starts bubblewrap once, with a small
-**supervisor** (`SUPERVISOR`, run by the system's Python) as PID 1 of its namespace, and sends
+**supervisor** (`SUPERVISOR`, run by the system's Python 3) as PID 1 of its namespace, and sends
 it each command over a socket.
 
 Set-up, once: bubblewrap builds the same namespaces and view as for a single command (minus
