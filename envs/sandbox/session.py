@@ -328,11 +328,13 @@ class SessionDied(Exception):
 class BwrapSession:
     """One long-lived bubblewrap whose supervisor runs commands; see the module docstring.
 
-    `argv_for(script_fd, ctrl_fd)` builds the launcher's argv (bubblewrap behind the cgroup
-    join, the supervisor as its command) and `pass_fds` lists what it must inherit besides the
-    two descriptors; `hello` is the supervisor's configuration (uid, tmpfs size, workdir,
-    capabilities it keeps, seccomp program). Starting returns at once; the first `run` waits
-    for the supervisor to be ready."""
+    `argv_for(script_fd, ctrl_fd, status_fd)` returns the launcher's argv (bubblewrap behind
+    the cgroup join, the supervisor as its command) and the other descriptors it must inherit
+    (closed here once it started); `hello` is the supervisor's configuration (``uid``: the
+    agent's under root, else None; ``workdir``; ``rlimits``: the hard caps it holds;
+    ``filter``: the seccomp program, hex). `cgroup_procs` is the sandbox cgroup's procs file,
+    for the host's own check after each command. Starting returns at once; the first command
+    waits for the supervisor to be ready."""
 
     def __init__(
         self,
