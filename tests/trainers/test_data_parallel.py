@@ -3,8 +3,8 @@
 A two-rank run trains one step of the tiny run (3 tasks x 2 episodes, so the ranks' shares
 differ); then, in this process, one process trains the same step on the same global batch (the
 episodes both ranks played, replayed) and the parameters, rewards and losses are compared; the
-two-rank checkpoint is resumed by one process. Plain data parallelism (a gradient all-reduce)
-and DeepSpeed ZeRO-2 both run.
+two-rank checkpoint is resumed by one process. Plain data parallelism (a gradient all-reduce),
+DeepSpeed ZeRO-2 and ZeRO-3 run.
 
 Why the replay: the in-process backend samples a whole generation batch from one generator, so a
 rank that plays half the batch draws other tokens than one process would (see
@@ -68,6 +68,11 @@ trainer._collect = recording
 records = trainer.train(steps=steps)
 params = trainer.policy_model.trainable_parameters()
 rank = int(os.environ["RANK"])
+if settings["zero_stage"] == 3:  # partitioned: gather each parameter to read it
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(params.values())):
+        params = {n: p.detach().clone() for n, p in params.items()}
 torch.save(
     {
         "params": {n: p.detach().clone() for n, p in params.items()},
@@ -154,7 +159,7 @@ def test_shards_hold_whole_groups_once() -> None:
 
 
 # -- two ranks against one process -------------------------------------------------------------------
-@pytest.fixture(scope="module", params=[0, 2], ids=["plain", "zero2"])
+@pytest.fixture(scope="module", params=[0, 2, 3], ids=["plain", "zero2", "zero3"])
 def two_ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One step (of two) on two ranks; the same step in one process on the same episodes."""
     if request.param:
