@@ -293,7 +293,8 @@ class Episode:
             mask).
         reward: the env's reward on the final step.
         info: the env's final info (patch, reward components, tool stats, exit reason,
-            ``failed``) plus ``policy_versions`` and ``template_prefix_stable``.
+            ``failed``) plus ``policy_versions``, ``template_prefix_stable`` and, for turns
+            generated on inference servers, ``policy_servers`` (the server URL of each turn).
     """
 
     instance_id: str

@@ -21,11 +21,14 @@ One step:
 4. **Records.** One JSONL line of metrics (and TensorBoard scalars), the step's episodes,
    checkpoints every ``save_every`` steps and at the end, a learning curve PNG at the end.
 
-With ``servers``, a push that fails (a server was restarted, or is down) is followed by a wait
-for every server to answer ``/health`` again (up to the pusher's timeout), a new weight-sync
-group and a full push (``servers/reconnects`` counts them); the episodes the server lost were
-already failed by the rollout, and generation resumes with the trainer's weights. If the servers
-do not come back, or the push fails again, the error stops training.
+With ``servers`` (one or several), rollouts go to the least-loaded live server (see
+`swerepair.agents.inference.server_backend`); a server that stops answering is removed from
+dispatch at once and the episodes whose turns it lost fail (``policy_error``). A push after a
+server was removed, or a push that fails, is followed by a new weight-sync group of the servers
+that still answer ``/health`` and a full push (``servers/reconnects`` counts them,
+``servers/live`` counts the servers left); only when none answers does the trainer wait for
+them to come back (up to the pusher's timeout), after which generation resumes with the
+trainer's weights. If none comes back, or the push fails again, the error stops training.
 
 ``--resume`` restores weights, optimizer, schedule, RNG states and the step counter from the
 newest complete checkpoint; since the tasks and the sampling seed of a step depend only on the
@@ -332,25 +335,44 @@ class GRPOTrainer:
             "pushed %d buckets, %.1f MB to %d server(s) in %.2fs",
             stats.buckets,
             stats.nbytes / 1e6,
-            len(self.config.servers),
+            len(self.pusher.urls),
             stats.seconds,
         )
         return time.monotonic() - started
 
     def _sync_weights(self) -> int:
-        """Push the weights to the servers; if that fails, wait for the servers, reconnect and push
-        everything again (once). Returns the number of reconnections (0 or 1)."""
-        try:
-            self._push_weights()
-            return 0
-        except Exception as exc:
-            log.error("step %d: pushing the weights failed (%s); waiting for the servers to reconnect", self.step, exc)
+        """Push the weights to the servers; if a server was removed from dispatch during the step
+        (the backend lost a request to it) or the push fails, form the group again without the
+        servers that are gone and push everything (once). Returns the number of reconnections
+        (0 or 1).
+
+        A server that is gone stays out for the rest of the run while another one still serves:
+        taking it back would mean forming the group again (a pause of every server, a full push)
+        each time it returned, and a server that flaps would cost that every step. Only when no
+        server is left does the trainer wait for them (up to the pusher's timeout) to answer
+        ``/health`` again, and those then get the full weights and requests again."""
+        dead = [u for u in self.pusher.urls if u in self.backend.dead]
+        if not dead:
+            try:
+                self._push_weights()
+                return 0
+            except Exception as exc:
+                log.error("step %d: pushing the weights failed (%s); reconnecting to the servers", self.step, exc)
         self.pusher.close()
-        _wait_for_servers(self.config.servers, self.pusher.timeout_s)
+        live = [u for u in self.pusher.urls if u not in self.backend.dead and _answers(u)]
+        if live:
+            for url in self.pusher.urls:
+                if url not in live:
+                    self.backend.mark_dead(url, "it did not answer /health when the weights were pushed")
+            self.pusher.urls = live
+        else:
+            log.error("step %d: no server answers; waiting for %s", self.step, ", ".join(self.pusher.urls))
+            _wait_for_servers(self.pusher.urls, self.pusher.timeout_s)
         self.pusher.connect()
         self._base_pushed = False
         self._push_weights()
-        log.info("step %d: reconnected to the servers and pushed version %d", self.step, self.step)
+        self.backend.revive(self.pusher.urls)  # every server of the group now holds the weights
+        log.info("step %d: reconnected to %s and pushed version %d", self.step, ", ".join(self.pusher.urls), self.step)
         return 1
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -538,6 +560,7 @@ class GRPOTrainer:
         started = time.monotonic()
         if self.pusher is not None:
             record["servers/reconnects"] = float(self._sync_weights())
+            record["servers/live"] = float(len(self.backend.live))
         self.backend.policy_version = step  # in-process: the next rollouts read the new weights
         sync_s = time.monotonic() - started
         lags = [_lag(ep, step) for ep in kept if ep.info.get("policy_versions")]
@@ -779,6 +802,15 @@ def _wait_for_servers(urls: Sequence[str], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     for url in urls:
         wait_healthy(url, max(0.0, deadline - time.monotonic()))
+
+
+def _answers(url: str) -> bool:
+    """Whether the server at `url` answers ``GET /health`` now (one try, 5 s at most)."""
+    try:
+        wait_healthy(url, 0.0)
+        return True
+    except (TimeoutError, RuntimeError):
+        return False
 
 
 def _lag(episode: Episode, step: int) -> int:

@@ -43,6 +43,7 @@ class Generation:
         text: the decoded text of `token_ids`, special tokens kept.
         finish_reason: ``"stop"`` (a stop token) or ``"length"`` (max new tokens).
         policy_version: version of the weights that produced it (0 until weights are pushed).
+        server: the root URL of the inference server that generated it (``""`` in-process).
     """
 
     token_ids: tuple[int, ...]
@@ -50,6 +51,7 @@ class Generation:
     text: str
     finish_reason: str = "stop"
     policy_version: int = 0
+    server: str = ""
 
 
 @runtime_checkable

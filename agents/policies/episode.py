@@ -41,6 +41,7 @@ class EpisodeBuilder:
         self.loss_mask: list[int] = [0] * len(self.tokens)
         self.logprobs: list[float] = []
         self.versions: list[int] = []
+        self.servers: list[str | None] = []  # the inference server of each turn (None in-process)
         self.prefix_stable = True
         self._after_turn = False
         self._end = renderer.assistant_end(self.head)
@@ -66,6 +67,7 @@ class EpisodeBuilder:
         self.loss_mask += [1] * len(turn.completion_ids)
         self.logprobs += turn.logprobs
         self.versions.append(turn.policy_version)
+        self.servers.append(turn.info.get("server"))
         self.rendered_messages.append({"role": "assistant", "content": text})
         self._last_completion = list(turn.completion_ids)
         self._after_turn = True
@@ -104,6 +106,8 @@ class EpisodeBuilder:
             self._check(add_generation_prompt=False)
         info = dict(info)
         info["policy_versions"] = list(self.versions)
+        if any(self.servers):  # generated on inference servers: which one made each turn
+            info["policy_servers"] = list(self.servers)
         info["template_prefix_stable"] = self.prefix_stable
         return Episode(
             instance_id=instance_id,

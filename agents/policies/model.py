@@ -42,6 +42,7 @@ class ModelPolicy:
             logprobs=tuple(gen.logprobs),
             finish_reason=gen.finish_reason,
             policy_version=gen.policy_version,
+            info={"server": gen.server} if gen.server else {},
         )
 
     def _turns(self, prompts: Sequence[Sequence[int]]) -> list[AssistantTurn]:
