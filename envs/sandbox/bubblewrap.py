@@ -229,6 +229,8 @@ class BubblewrapSandbox(IsolatedSandbox):
                 "--",
             ]
         self._mounts = self._mount_args()
+        #: the workspace directory sessions bind (device, inode); a session runs only while it holds
+        self._session_workspace = self._workspace_identity()
         self._session: BwrapSession | None = None
         self._session_lock = threading.Lock()
         self._make_cgroup()
@@ -313,6 +315,11 @@ class BubblewrapSandbox(IsolatedSandbox):
             None if self.cgroup else limits.max_processes,
         )
         watch = self._disk_watch() if watch_disk else None
+        if self._workspace_identity() != self._session_workspace:
+            # the workspace was removed or replaced behind our back: a session would go on in the
+            # old directory; a bubblewrap of its own binds what is there now (or fails to)
+            self._close_session()
+            return None
         for attempt in (1, 2):
             session = self._current_session()
             try:
@@ -324,6 +331,14 @@ class BubblewrapSandbox(IsolatedSandbox):
                 if attempt == 2:
                     raise SandboxError("the sandbox session died twice before a command could start") from None
         return None  # pragma: no cover
+
+    def _workspace_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the host directory bound at the workspace; None if it is gone."""
+        try:
+            st = os.stat(self.host_repo)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
 
     def _current_session(self) -> BwrapSession:
         """The running session; a fresh one if there is none, it died, or the mounts changed."""

@@ -412,6 +412,15 @@ class BwrapSession:
             raise SessionDied("the supervisor broke its protocol")
         return msg
 
+    def _killed_from_outside(self, wait: float = 1.0) -> int | None:
+        """The signal that ended bubblewrap, if one did (within `wait` seconds), else None (it
+        exited because its PID 1, the supervisor, did)."""
+        try:
+            code = self._proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return None
+        return -code if code < 0 else None
+
     def _launcher_output(self) -> str:
         """What bubblewrap and the supervisor printed (read once they are gone)."""
         assert self._proc.stdout is not None
@@ -535,10 +544,20 @@ class BwrapSession:
         status: int | None = None
         status_at = 0.0
         died: str | None = None
+        gone = False  # the supervisor's socket closed: it (and the namespace) died
         output_open = True
         deadline = start + timeout
         next_watch = start + watch_every
-        with selectors.DefaultSelector() as sel:
+        # bubblewrap, outside the namespace, out of the agent's sight and reach: if it exits during
+        # the command, the host's side failed (it was killed), or the supervisor died
+        try:
+            bwrap_fd: int | None = os.pidfd_open(self._proc.pid)
+        except (AttributeError, OSError):
+            bwrap_fd = None
+        with contextlib.ExitStack() as stack, selectors.DefaultSelector() as sel:
+            if bwrap_fd is not None:
+                stack.callback(os.close, bwrap_fd)
+                sel.register(bwrap_fd, selectors.EVENT_READ, "bwrap")
             sel.register(out_r, selectors.EVENT_READ, "out")
             sel.register(self._ctrl, selectors.EVENT_READ, "ctrl")
             while status is None or output_open:
@@ -572,6 +591,9 @@ class BwrapSession:
                 else:
                     wait = 0.05
                 for key, _ in sel.select(wait):
+                    if key.data == "bwrap":
+                        died, gone = "bubblewrap exited", True
+                        break
                     if key.data == "out":
                         try:
                             chunk = os.read(out_r, 65536)
@@ -589,7 +611,7 @@ class BwrapSession:
                         try:
                             msg = self._recv()
                         except SessionDied as exc:
-                            died = str(exc)
+                            died, gone = str(exc), True
                             break
                         if "exit" in msg and isinstance(msg["exit"], int):
                             status, status_at = msg["exit"], time.monotonic()
@@ -608,6 +630,13 @@ class BwrapSession:
             # ended it): nothing ran, the caller runs it again in a fresh session.
             self._give_up()
             raise SessionDied(died)
+        if died is not None and gone:
+            signal_no = self._killed_from_outside()
+            if signal_no is not None:
+                # bubblewrap, outside the namespace, was killed: the agent cannot see or signal it,
+                # so the host's side failed (an operator, the OOM killer): not the agent's doing
+                self._give_up()
+                raise SandboxError(f"the sandbox's bubblewrap was killed (signal {signal_no}) during the command")
         if died is not None:
             log.warning("sandbox session given up: %s", died)
             self._give_up()

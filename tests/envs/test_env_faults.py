@@ -36,7 +36,7 @@ from swerepair.envs.rollout import run_episodes
 from swerepair.envs.sandbox import SandboxConfig, TaskRepositoryError, make_sandbox
 from swerepair.envs.sandbox import workspace as workspace_module
 
-from helpers import SANDBOX_KINDS, TOY_FILES, make_repo, needs_bwrap
+from helpers import SANDBOX_KINDS, TOY_FILES, make_repo, needs_bwrap, set_bwrap_mode
 
 SHELL_LS = hermes_call("shell", {"cmd": "ls"})
 STOP = "I am done."
@@ -107,10 +107,11 @@ def _kill_bwrap_running(marker: str, parent: int, deadline_s: float, killed: lis
 
 
 @needs_bwrap
-def test_bwrap_killed_during_a_long_command_fails_the_episode(toy_task: Task) -> None:
+def test_bwrap_killed_during_a_long_command_fails_the_episode(toy_task: Task, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another thread SIGKILLs the bubblewrap process while a 300 s command runs: the kernel tears
     the sandbox's PID namespace down, bwrap never reports the command's exit, and the step ends
     the episode as failed at once (not after the tool timeout)."""
+    set_bwrap_mode(monkeypatch, "per-command")  # the command line of its bwrap names the command
     marker = f"swerepair-fault-{os.getpid()}-{time.monotonic_ns()}"
     env = SweRepairEnv(tasks=[toy_task], sandbox="bubblewrap", tool_timeout_s=600)
     env.reset()
@@ -395,3 +396,45 @@ def test_a_really_full_disk_fails_the_episode(toy_task: Task, full: str) -> None
         assert_failed(env.step(SHELL_LS), "sandbox_error", contains="No space left on device")
         env.close()
         assert not [p for p in disk.iterdir() if p.name.startswith("swerepair-ep-")]  # nothing left behind
+
+
+def _kill_session_when_running(env: SweRepairEnv, marker: str, deadline_s: float, killed: list[int]) -> None:
+    """Kill (SIGKILL) the session's bubblewrap once a process whose command line holds `marker` runs."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and not killed:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in cmdline:
+                session = env.sandbox._session
+                os.kill(session._proc.pid, signal.SIGKILL)
+                killed.append(session._proc.pid)
+                return
+        time.sleep(0.02)
+
+
+@needs_bwrap
+def test_the_sessions_bwrap_killed_during_a_command_fails_the_episode(
+    toy_task: Task, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same fault in session mode: the session's bubblewrap (outside the namespace, out of the
+    agent's reach) is killed while a command runs; its supervisor dies with it (parent-death
+    signal), the namespace goes, and the step fails the episode as infrastructure at once."""
+    set_bwrap_mode(monkeypatch, "session")
+    marker = f"swerepair-fault-{os.getpid()}-{time.monotonic_ns()}"
+    env = SweRepairEnv(tasks=[toy_task], sandbox="bubblewrap", tool_timeout_s=600)
+    env.reset()
+    assert env.step(SHELL_LS)[4]["tool_stats"]["calls"] == {"shell": 1}  # the session is up
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_session_when_running, args=(env, marker, 120, killed))
+    killer.start()
+    started = time.monotonic()
+    # the marker inside the program: bash hands its last command to python by exec
+    step = env.step(hermes_call("shell", {"cmd": f'python -c "import time; time.sleep(300); {marker!r}"'}))
+    killer.join()
+    assert killed, "the long command was never seen running"
+    assert time.monotonic() - started < 150
+    assert_failed(step, "sandbox_error", contains="bubblewrap was killed")
+    env.close()
