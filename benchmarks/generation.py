@@ -57,6 +57,18 @@ from swerepair.agents.inference.models import BUILTIN_MODELS
 SEED = 0
 
 
+def print_table(rows: list[tuple[str, ...]], *, left: int) -> None:
+    """Print `rows` (the first is the header) in aligned columns: the first `left` columns
+    left-aligned, the others right-aligned, a rule under the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for k, row in enumerate(rows):
+        print(
+            "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        )
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
 def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -250,11 +262,7 @@ def multi_turn_main(args, models: list[str]) -> int:
                     f"{m['max_logprob_diff']:.1e}" if reuse else "",
                 )
             )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for k, row in enumerate(rows):
-        print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(rows, left=3)
     m0 = next(iter(result["multi_turn"].values()))
     print(
         f"\nsampling at temperature 1, seed {SEED}; {m0['new_tokens']} new tokens per row and turn; tool answers "
@@ -321,11 +329,7 @@ def main() -> int:
             dec = f"{r['decode_tokens_per_s']:.1f}" if r["decode_tokens_per_s"] is not None else "n/a"
             nums = (r["batch"], m["prompt_tokens"], r["new_tokens"], f"{r['ttft_s']:.3f}", f"{r['seconds']:.3f}")
             rows.append((name, *map(str, nums), f"{r['tokens_per_s']:.1f}", dec))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for k, row in enumerate(rows):
-        print("  ".join(c.ljust(w) if i < 1 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(rows, left=1)
     print(f"\nCPU, {threads} torch threads ({cpus} CPUs), torch {torch.__version__}; every row is the same prompt")
     print("gen tok/s = batch*new/seconds (prefill included); decode tok/s = batch*(new-1)/(seconds-TTFT)")
     print(

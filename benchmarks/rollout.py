@@ -27,6 +27,8 @@ import sys
 import time
 import warnings
 
+from generation import print_table  # benchmarks/generation.py: the same table layout
+
 VARIANTS = {"without reuse": dict(cache_bytes=0, grow_in_place=False), "with reuse": {}}
 
 
@@ -143,11 +145,7 @@ def main() -> int:
                 result["same_episodes"] if reuse else "",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for k, row in enumerate(rows):
-        print("  ".join(c.ljust(w) if i < 1 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(rows, left=1)
     print(
         f"\n{cfg.model}, preset {args.preset}: {cfg.group_size} episodes of {task_ids[0]}, {cfg.max_tool_calls} tool "
         f"calls, {cfg.max_new_tokens} new tokens per turn; largest logprob difference {result['max_logprob_diff']:.1e}"

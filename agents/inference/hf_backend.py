@@ -312,7 +312,7 @@ class HFBackend:
         width = past.get_seq_length()
         attended = mask[:, :width].bool()
         for i, seq in enumerate(sequences):
-            columns = torch_nonzero(attended[i])
+            columns = attended[i].nonzero().flatten()
             n = int(columns.numel())
             if n == 0 or n > len(seq):
                 continue
@@ -329,10 +329,3 @@ def _cache_argument() -> str:
     from transformers.models.llama.modeling_llama import LlamaForCausalLM
 
     return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
-
-
-def torch_nonzero(row: Any) -> Any:
-    """Indices of the true entries of a 1-d boolean tensor."""
-    import torch
-
-    return torch.nonzero(row).flatten()

@@ -31,8 +31,6 @@ class GrowingLayer(DynamicLayer):
     def _reserve(self, key_states: Any, value_states: Any, needed: int) -> None:
         if self._keys is not None and needed <= self._keys.shape[-2]:
             return
-        import torch
-
         size = max(needed, self.capacity, 2 * (self._keys.shape[-2] if self._keys is not None else 0), 64)
         keys = key_states.new_empty((*key_states.shape[:-2], size, key_states.shape[-1]))
         values = value_states.new_empty((*value_states.shape[:-2], size, value_states.shape[-1]))
@@ -40,7 +38,6 @@ class GrowingLayer(DynamicLayer):
             keys[..., : self.length, :] = self._keys[..., : self.length, :]
             values[..., : self.length, :] = self._values[..., : self.length, :]
         self._keys, self._values = keys, values
-        del torch
 
     def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         if not self.is_initialized:
