@@ -277,11 +277,12 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         else:
             task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
         sandbox: Sandbox | None = None
-        failure = None
+        failure = failed_host = None
         try:
             sandbox = self._factory(task)
         except (SandboxError, OSError) as exc:  # OSError: a full disk, too many open files, ...
             failure = f"sandbox: {exc}" if isinstance(exc, SandboxError) else f"sandbox: {type(exc).__name__}: {exc}"
+            failed_host = getattr(exc, "docker_host", None)  # several Docker hosts: the one that failed
             log.error("task %s: could not create the sandbox: %s", task.instance_id, failure)
         workdir = sandbox.workdir if sandbox is not None else "/workspace"
         messages: list[Message] = [
@@ -298,6 +299,8 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             "failed": failure is not None,
         }
         info.update(_docker_info(sandbox))
+        if failed_host is not None:
+            info["docker"] = {"host": failed_host}
         return copy.deepcopy(messages), info
 
     # -- step ------------------------------------------------------------------------------

@@ -109,6 +109,10 @@ class TrainConfig:
     pool this step's and the next step's tasks); 0: every reset starts its container then."""
     docker_per_host_limit: int = 16
     """Docker sandbox: containers of the pool at most at once on the Docker host, warm and in use."""
+    docker_hosts: list[str] = field(default_factory=list)
+    """Docker sandbox: several Docker hosts (DOCKER_HOST forms), each as host or host=N (N: its cap of
+    sandboxes at once; default docker_per_host_limit); each sandbox goes to the least-loaded live host
+    (docs/docker.md). Empty: $SWEREPAIR_DOCKER_HOSTS, else $DOCKER_HOST."""
     docker_image_budget_gb: float | None = None
     """Docker sandbox: disk budget of the task images, in GB; beyond it the least recently used are
     removed (never one in use or expected next); none: no budget."""
@@ -283,6 +287,13 @@ class TrainConfig:
         """Raise `ConfigError` on a value outside its range or settings that conflict."""
         if self.docker_pool_size < 0 or self.docker_per_host_limit < 1:
             raise ConfigError("docker_pool_size must be >= 0 and docker_per_host_limit >= 1")
+        if self.docker_hosts:
+            from swerepair.envs.sandbox.docker.hosts import parse_hosts
+
+            try:
+                parse_hosts(self.docker_hosts, self.docker_per_host_limit)
+            except ValueError as exc:
+                raise ConfigError(f"docker_hosts: {exc}") from None
         if self.docker_image_budget_gb is not None and self.docker_image_budget_gb < 0:
             raise ConfigError(f"docker_image_budget_gb must be >= 0, got {self.docker_image_budget_gb}")
         for name in _hints():

@@ -176,6 +176,7 @@ def docker_sandbox_config(config: TrainConfig) -> Any:
     pool = PoolConfig(
         pool_size=config.docker_pool_size,
         per_host_limit=config.docker_per_host_limit,
+        hosts=tuple(config.docker_hosts),
         image_budget_bytes=None if budget is None else int(budget * 1e9),
     )
     return SandboxConfig(docker_pool=pool)

@@ -43,6 +43,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from swerepair.core import SandboxError, Task
+from swerepair.envs.sandbox.docker.hosts import (
+    LABEL_DOCKER_HOST,
+    HostSpec,
+    MultiHostPool,
+    hosts_from_env,
+    parse_hosts,
+)
 from swerepair.envs.sandbox.docker.images import NoImageError, image_for, normalize_image
 
 __all__ = [
@@ -89,6 +96,10 @@ class PoolConfig:
         pull: pull a missing image (``False``: a missing image fails the reset at once).
         prefetch: pull the expected images ahead in a background thread.
         host: the Docker host (``DOCKER_HOST``'s form); ``None``: the environment's.
+        hosts: several Docker hosts, ``"host"`` or ``"host=N"`` (N: its cap of sandboxes at once;
+            default `per_host_limit`); a comma-separated string or a ``{host: N}`` dict is read
+            as such. Each sandbox goes to the least-loaded live host (`swerepair.envs.sandbox.
+            docker.hosts`). Empty: `host`, else ``$SWEREPAIR_DOCKER_HOSTS``, else ``$DOCKER_HOST``.
     """
 
     pool_size: int = 2
@@ -97,6 +108,7 @@ class PoolConfig:
     pull: bool = True
     prefetch: bool = True
     host: str | None = None
+    hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.pool_size < 0:
@@ -105,14 +117,27 @@ class PoolConfig:
             raise ValueError(f"per_host_limit must be >= 1, got {self.per_host_limit}")
         if self.image_budget_bytes is not None and self.image_budget_bytes < 0:
             raise ValueError(f"image_budget_bytes must be >= 0 or None, got {self.image_budget_bytes}")
+        hosts: Any = self.hosts
+        if isinstance(hosts, str):
+            hosts = [part.strip() for part in hosts.split(",") if part.strip()]
+        elif isinstance(hosts, Mapping):
+            hosts = [(h, n) for h, n in hosts.items()]
+        entries = tuple(
+            h.strip() if isinstance(h, str) else (f"{h[0]}={h[1]}" if h[1] is not None else str(h[0])) for h in hosts
+        )  # as given: a host without a cap takes per_host_limit whenever that changes
+        parse_hosts(entries, self.per_host_limit)  # raises ValueError for a bad list
+        object.__setattr__(self, "hosts", entries)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> PoolConfig:
         """The settings of `values` (a ``docker={...}`` dict); keys that are not pool settings
         are ignored (they belong to the sandbox), so one dict can carry both.
 
-        >>> PoolConfig.from_mapping({"pool_size": 4, "image_budget_gb": 50, "memory": "4g"})
-        PoolConfig(pool_size=4, per_host_limit=16, image_budget_bytes=50000000000, pull=True, prefetch=True, host=None)
+        >>> config = PoolConfig.from_mapping({"pool_size": 4, "image_budget_gb": 50, "memory": "4g"})
+        >>> config.pool_size, config.per_host_limit, config.image_budget_bytes, config.host, config.hosts
+        (4, 16, 50000000000, None, ())
+        >>> PoolConfig.from_mapping({"hosts": "unix:///var/run/docker.sock, tcp://b:2375=8"}).hosts
+        ('unix:///var/run/docker.sock', 'tcp://b:2375=8')
         """
         values = dict(values or {})
         if "image_budget_gb" in values:
@@ -203,6 +228,7 @@ class ImageCache:
         pinned: more images never to remove (say, the warm pool's next ones).
         ahead: pull the images `prefetch` is told of in a background thread (``False``: they are
             only kept from eviction, and pulled when a reset needs them).
+        host: the engine's address, named in errors (several hosts: each has its own cache).
 
     Only images the cache was asked for (`ensure`, `prefetch`) are its task images: other images
     on the engine (the base images, the user's) are never counted nor removed.
@@ -216,8 +242,10 @@ class ImageCache:
         pull: bool = True,
         pinned: Callable[[], Iterable[str]] | None = None,
         ahead: bool = True,
+        host: str | None = None,
     ) -> None:
         self.client = client
+        self.host = host
         self.ahead = ahead
         self.budget_bytes = budget_bytes
         self.pull_missing = pull
@@ -322,11 +350,14 @@ class ImageCache:
                 del self._pulling[name]
             event.set()
 
+    def _where(self) -> str:
+        return f" at {self.host}" if self.host else ""
+
     def _pull(self, name: str) -> None:
         if not self.pull_missing:
             with self._lock:
                 self.counts["pull_failures"] += 1
-                self.last_error = f"image {name} is not on the Docker engine (pulling is off)"
+                self.last_error = f"image {name} is not on the Docker engine{self._where()} (pulling is off)"
             raise ImagePullError(self.last_error)
         repo, tag = _split_ref(name)
         started = time.monotonic()
@@ -338,7 +369,8 @@ class ImageCache:
         except Exception as exc:  # the engine's APIError, a lost connection, ...
             with self._lock:
                 self.counts["pull_failures"] += 1
-                self.last_error = f"image {name} is not on the Docker engine and pulling it failed: {exc}"
+                where = self._where()
+                self.last_error = f"image {name} is not on the Docker engine{where} and pulling it failed: {exc}"
             log.error("%s", self.last_error)
             raise ImagePullError(self.last_error) from exc
         with self._lock:
@@ -663,7 +695,7 @@ class WarmPool:
             with self._lock:
                 self.seconds["reset_wait"] += waited
             if info is not None:
-                info.update(image=name, pool_hit=container is not None, reset_wait_s=waited)
+                info.update(image=name, pool_hit=container is not None, reset_wait_s=waited, host=self.host)
 
     def _take_warm(self, name: str) -> Container | None:
         with self._lock:
@@ -789,12 +821,12 @@ class WarmPool:
 
 
 # -- the process's pools ------------------------------------------------------------------------------
-_SHARED: dict[Hashable, WarmPool] = {}
+_SHARED: dict[Hashable, WarmPool | MultiHostPool] = {}
 _SHARED_LOCK = threading.Lock()
 _EXPECTED: list[Any] = []  # what the trainer expects next, for pools made after it said so
 
 
-def shared_pool(key: Hashable, factory: Callable[[], WarmPool]) -> WarmPool:
+def shared_pool(key: Hashable, factory: Callable[[], WarmPool | MultiHostPool]) -> WarmPool | MultiHostPool:
     """The process's pool for `key` (the pool settings and everything a container is started
     with: its containers must be what an unpooled reset would start), made by ``factory()`` the
     first time, so that the envs of a rollout share it; it is told what `shared_expect` said last.
@@ -858,30 +890,32 @@ def sandbox_pool(
     workdir: str | None = None,
     role: str = "agent",
     client: Any = None,
-) -> WarmPool:
+) -> WarmPool | MultiHostPool:
     """The process's pool of the Docker sandbox's containers as `DockerSandbox` starts them with
     `config` (a `SandboxConfig`: its limits, and its ``docker_pool`` settings, default
     `PoolConfig()`), `runtime`, `workdir` and `role`: one pool per distinct set, shared by every
     env of the process; images are pulled and budgeted through its `ImageCache`, and tasks given
-    to `expect` resolve to images as `DockerSandbox.for_task` resolves them."""
+    to `expect` resolve to images as `DockerSandbox.for_task` resolves them. With several hosts
+    (``docker_pool.hosts``, else ``$SWEREPAIR_DOCKER_HOSTS`` when no single ``host`` is named;
+    not with an explicit `client`) a `MultiHostPool`: one such pool per host, each sandbox on the
+    least-loaded live host (`swerepair.envs.sandbox.docker.hosts`)."""
 
     settings: PoolConfig = config.docker_pool or PoolConfig()
+    # several hosts: the settings' list, else (no single host named) the environment's
+    hosts: tuple[HostSpec, ...] = ()
+    if client is None:
+        hosts = parse_hosts(settings.hosts, settings.per_host_limit)
+        if not hosts and settings.host is None:
+            hosts = hosts_from_env(settings.per_host_limit)
     host = settings.host or os.environ.get("DOCKER_HOST")
     # an explicit client is an engine of its own: its containers never mix with the default one's
     engine_key = None if client is None else id(client)
     key = ("docker-sandbox", settings, repr(config.limits), runtime, workdir, role, host, config.docker_image)
-    key += (engine_key,)
+    key += (engine_key, hosts)
 
-    def factory() -> WarmPool:
-        from swerepair.envs.sandbox.docker.client import docker_client, remove_container, start_container
+    def make_pool(engine: Any, host: str | None, limit: int, labels: Mapping[str, str] | None = None) -> WarmPool:
+        from swerepair.envs.sandbox.docker.client import remove_container, start_container
         from swerepair.envs.sandbox.docker.sandbox import DEFAULT_WORKDIR, _image_for
-
-        engine = client
-        if engine is None and settings.host:
-            import docker
-
-            engine = docker.DockerClient(base_url=settings.host)
-        engine = engine or docker_client()
 
         def start(image: str, labels: Mapping[str, str]) -> Container:
             # where DockerSandbox puts the workspace (it releases a container made for another)
@@ -898,16 +932,37 @@ def sandbox_pool(
             return image
 
         cache = ImageCache(
-            engine, budget_bytes=settings.image_budget_bytes, pull=settings.pull, ahead=settings.prefetch
+            engine, budget_bytes=settings.image_budget_bytes, pull=settings.pull, ahead=settings.prefetch, host=host
         )
         return WarmPool(
             start,
             remove_container,
             size=settings.pool_size,
             host=host,
-            per_host_limit=settings.per_host_limit,
+            per_host_limit=limit,
             cache=cache,
             resolve=resolve,
+            labels=labels,
         )
+
+    def factory() -> WarmPool | MultiHostPool:
+        if hosts:
+
+            def host_pool(address: str, limit: int) -> WarmPool:
+                import docker
+
+                # DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply to every host, as the docker CLI reads them
+                engine = docker.from_env(timeout=120, environment={**os.environ, "DOCKER_HOST": address})
+                return make_pool(engine, address, limit, {LABEL_DOCKER_HOST: address})
+
+            return MultiHostPool(hosts, host_pool)
+        from swerepair.envs.sandbox.docker.client import docker_client
+
+        engine = client
+        if engine is None and settings.host:
+            import docker
+
+            engine = docker.DockerClient(base_url=settings.host)
+        return make_pool(engine or docker_client(), host, settings.per_host_limit)
 
     return shared_pool(key, factory)

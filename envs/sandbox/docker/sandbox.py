@@ -116,7 +116,7 @@ _GO_DIR, _GO_SYMLINK, _GO_DEVICE = 1 << 31, 1 << 27, 1 << 26
 _GO_FIFO, _GO_SOCKET, _GO_CHARDEV, _GO_IRREGULAR = 1 << 25, 1 << 24, 1 << 21, 1 << 19
 _GO_TYPE = _GO_DIR | _GO_SYMLINK | _GO_DEVICE | _GO_FIFO | _GO_SOCKET | _GO_CHARDEV | _GO_IRREGULAR | (1 << 30)
 
-_reaped = False
+_reaped: set[str] = set()  # the engines (by address) whose orphans were looked for
 _reap_lock = threading.Lock()
 _ids = itertools.count()
 
@@ -386,6 +386,8 @@ class DockerSandbox:
             container = pool.acquire(image, info=lease)
         except engine_errors() as exc:
             raise SandboxError(f"docker could not start a container of {image}: {exc}") from exc
+        engine_of = getattr(pool, "engine_of", None)  # several hosts: the engine the container is on
+        engine = engine_of(container) if engine_of is not None else None
         try:
             sandbox = cls(
                 image,
@@ -395,12 +397,15 @@ class DockerSandbox:
                 workdir=workdir,
                 runtime=runtime,
                 role=role,
-                client=client or pool.cache.client if pool.cache is not None else client,
+                client=client or engine or (pool.cache.client if pool.cache is not None else None),
                 container=container,
                 release=pool.release,
                 setup_patch=str(task.extra.get("setup_patch") or ""),
             )
         except BaseException:
+            suspect = getattr(pool, "suspect", None)  # several hosts: mark the host down if it is gone
+            if suspect is not None:
+                suspect(container)
             pool.release(container)
             raise
         sandbox.docker_stats = lambda: {**lease, **pool.stats()}  # the env's info["docker"]
@@ -830,12 +835,12 @@ class DockerSandbox:
 
 
 def _reap_once(client: docker.DockerClient) -> None:
-    """Remove orphaned containers once per process, when the first Docker sandbox is made."""
-    global _reaped
+    """Remove orphaned containers once per process and engine, when its first Docker sandbox is made."""
+    engine = str(getattr(getattr(client, "api", None), "base_url", ""))
     with _reap_lock:
-        if _reaped:
+        if engine in _reaped:
             return
-        _reaped = True
+        _reaped.add(engine)
     try:
         reap_orphans(client)
     except SandboxError as exc:
