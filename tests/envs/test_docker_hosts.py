@@ -235,6 +235,26 @@ def test_multi_host_pool_expect_deals_the_resets_over_the_hosts() -> None:
         assert list(pool.pool_of(b)._upcoming) == ["i:2"]
 
 
+def test_shared_stats_count_the_shared_hosts_once() -> None:
+    from swerepair.envs.sandbox.docker.pool import close_shared_pools, shared_pool, shared_stats
+
+    a, b = _name("a"), _name("b")
+    fake = FakeHosts()
+    close_shared_pools()
+    try:
+        for role in ("agent", "verifier"):  # two pools over the same two hosts
+            pool = shared_pool(
+                ("test-hosts", role, a),
+                lambda: MultiHostPool([HostSpec(a, 1), HostSpec(b, 1)], fake.make_pool, probe=fake.probe),
+            )
+            pool.release(pool.acquire("img:1"))
+        stats = shared_stats()
+        assert stats["docker/hosts"] == 2 and stats["docker/hosts_live"] == 2
+        assert stats["docker/pool_misses"] == 2  # counters add up over the pools
+    finally:
+        close_shared_pools()
+
+
 # -- the real engine at two addresses -------------------------------------------------------------------
 class SocketForwarder:
     """A unix socket at `path` whose every connection is forwarded, byte for byte both ways, to

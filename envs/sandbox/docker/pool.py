@@ -860,13 +860,20 @@ def shared_expect(items: Iterable[Any]) -> None:
 
 def shared_stats() -> dict[str, float]:
     """The `WarmPool.stats` of the process's pools, summed (gauges too: they add up across
-    pools); empty when no pool was made."""
+    pools; but ``docker/hosts`` and ``docker/hosts_live``, the hosts they share, are the
+    largest); empty when no pool was made."""
     with _SHARED_LOCK:
         pools = [p for p in _SHARED.values() if p.pid == os.getpid()]
     total: Counter[str] = Counter()
     for pool in pools:
-        total.update(pool.stats())
+        stats = pool.stats()
+        for key in _HOST_GAUGES & set(stats):  # the pools share the hosts: not summed
+            total[key] = max(total[key], stats.pop(key))
+        total.update(stats)
     return {k: float(v) for k, v in sorted(total.items())}
+
+
+_HOST_GAUGES = {"docker/hosts", "docker/hosts_live"}
 
 
 def close_shared_pools() -> None:
