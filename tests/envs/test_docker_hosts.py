@@ -442,6 +442,38 @@ def test_engine_a_dead_host_is_skipped_and_its_episode_fails(two_hosts: tuple[st
 
 
 @needs_docker_marks
+def test_engine_a_host_that_goes_away_mid_run(tmp_path: Path, fresh_pools: None) -> None:
+    from swerepair.envs.sandbox.docker.client import docker_client, remove_container
+
+    engine_socket = _engine_socket()
+    path = Path(f"/tmp/swerepair-docker2-{uuid.uuid4().hex[:8]}.sock")
+    forwarder = SocketForwarder(path, engine_socket)
+    second, first = f"unix://{path}", f"unix://{engine_socket}"
+    envs = [_docker_env([second, first]) for _ in range(2)]
+    try:
+        hosts = [env.reset()[1]["docker"]["host"] for env in envs]
+        assert hosts == [second, first]
+        forwarder.close()  # the engine at the second address goes away under a running episode
+        with pytest.raises(SandboxError):
+            envs[0].unwrapped.sandbox.run("true", timeout=30)
+        *_, info = envs[0].step("done")
+        assert info["failed"] and info["exit_reason"] == "sandbox_error"
+        _, info = envs[0].reset()  # placed there again (least loaded), finds it down: fails, marks it
+        assert info["failed"] and info["docker"]["host"] == second
+        *_, info = envs[0].step("done")
+        assert info["exit_reason"] == "sandbox_error" and f"Docker host {second}" in info["failure"]
+        _, info = envs[0].reset()
+        assert not info["failed"] and info["docker"]["host"] == first
+        assert info["docker"]["docker/hosts_live"] == 1
+    finally:
+        for env in envs:
+            env.close()
+        forwarder.close()
+        for container in docker_client().containers.list(all=True, filters={"label": f"{LABEL_DOCKER_HOST}={second}"}):
+            remove_container(container)  # its host could not remove it: it went away
+
+
+@needs_docker_marks
 def test_engine_every_host_dead_is_a_clear_error(fresh_pools: None) -> None:
     bogus = f"unix:///tmp/swerepair-no-engine-{uuid.uuid4().hex[:8]}.sock"
     closed = f"tcp://127.0.0.1:{_closed_tcp_port()}"
