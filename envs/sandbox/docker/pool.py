@@ -7,7 +7,8 @@ Two parts, one per cost of a Docker reset:
   hands out a warm container of that image (a *hit*) or starts one cold (a *miss*); every
   container serves one episode: ``release(container)`` removes it, it is never reused. The
   containers of one Docker host count against a per-host limit (`host_slots`), warm and leased
-  together, so that several pools (or several hosts, later) never start more than a host takes.
+  together, so that several pools never start more than a host takes. Several hosts, each with
+  its own cap: `PoolConfig.hosts` and `swerepair.envs.sandbox.docker.hosts` (`MultiHostPool`).
 - `ImageCache` keeps the task images on the engine within a disk budget: ``prefetch(images)``
   pulls the missing ones in a background thread, in order; ``ensure(image)`` makes one present
   (pulling it if needed: a real ``client.images.pull``, whose failure is reported as a
