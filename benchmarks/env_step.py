@@ -22,7 +22,11 @@ skipped with a note where `bwrap_available()` is False) this measures, over the 
   (without the env's parsing, formatting and copying of the conversation);
 - in turns: bubblewrap's session and per-command modes and a bare ``subprocess.run`` measured
   one sample of each per round (resets, then ``sandbox.run("true")``), so that a machine whose
-  load changes during the run weighs on all alike;
+  load changes during the run weighs on all alike; then ``env.step`` in the session beside the
+  same step with "env-only" and a bare ``subprocess.run``;
+- "env-only": the env with a sandbox that answers every command at once (`NullSandbox`): the
+  env's own share of a step (parsing, the tool's deadline thread, copying and measuring the
+  conversation, which grows by two messages a step);
 
 and, in the same run, a bare ``subprocess.run(["true"])`` as the floor a step is compared to
 (and ``bash -c true``, the shell every command starts),
@@ -34,6 +38,7 @@ Docker-free environment built from PyPI, and the same task with the host's inter
 
 Run:  .venv/bin/python benchmarks/env_step.py [--json] [--n N] [--built-env]
 With --json the figures are also printed as one JSON object on the last line of stdout.
+The load average (``os.getloadavg()``) before and after the run is printed and in the JSON.
 """
 
 from __future__ import annotations
@@ -101,6 +106,33 @@ def unhardened_factory(task):
         raise
 
 
+class NullSandbox:
+    """A sandbox that answers every command at once with an empty output: the "env only" row,
+    the env's own share of a step (parsing the action, the tool's wrapper and deadline thread,
+    copying and measuring the conversation, formatting the observation)."""
+
+    workdir = "/workspace"
+
+    def run(self, cmd: str, timeout: float, **_: object) -> ExecResult:
+        return ExecResult(output="", exit_code=0)
+
+    def read_file(self, path: str) -> str:
+        raise ValueError(f"{path}: no such file")
+
+    def write_file(self, path: str, text: str) -> None:
+        raise ValueError(f"{path}: read-only")
+
+    def diff(self) -> str:
+        return ""
+
+    def close(self) -> None:
+        pass
+
+
+def null_factory(task):
+    return NullSandbox()
+
+
 ACTION = '<tool_call>{"name": "shell", "arguments": {"cmd": "true"}}</tool_call>'
 TARGET_RESET_MS = 50
 
@@ -143,7 +175,7 @@ def docker_image() -> str | None:
 def make_env(kind: str) -> SweRepairEnv:
     from swerepair.envs.sandbox import SandboxConfig
 
-    sandbox = unhardened_factory if kind == "bubblewrap-unhardened" else kind
+    sandbox = {"bubblewrap-unhardened": unhardened_factory, "env-only": null_factory}.get(kind, kind)
     extra: dict = {"docker": {"image": DOCKER_IMAGE, "pool_size": 0}} if kind == "docker" else {}
     if kind in ("bubblewrap-session", "bubblewrap-per-command"):
         sandbox = "bubblewrap"
@@ -219,9 +251,28 @@ def interleaved(n_resets: int, n_steps: int) -> dict[str, dict[str, dict[str, fl
         t0 = time.perf_counter()
         subprocess.run(["true"])
         runs["bare"].append(time.perf_counter() - t0)
+    # env.step in the session and with a sandbox that answers at once (the env's own share)
+    envs["env-only"] = make_env("env-only")
+    envs["env-only"].reset(options={"task_id": ids[0]})
+    steps: dict[str, list[float]] = {k: [] for k in ("bubblewrap-session", "env-only", "bare")}
+    for _ in range(3):
+        for k in ("bubblewrap-session", "env-only"):
+            envs[k].step(ACTION)
+    for _ in range(n_steps):
+        for k in ("bubblewrap-session", "env-only"):
+            t0 = time.perf_counter()
+            envs[k].step(ACTION)
+            steps[k].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        subprocess.run(["true"])
+        steps["bare"].append(time.perf_counter() - t0)
     for env in envs.values():
         env.close()
-    return {"reset_ms": {k: pct(v) for k, v in resets.items()}, "run_ms": {k: pct(v) for k, v in runs.items()}}
+    return {
+        "reset_ms": {k: pct(v) for k, v in resets.items()},
+        "run_ms": {k: pct(v) for k, v in runs.items()},
+        "step_ms": {k: pct(v) for k, v in steps.items()},
+    }
 
 
 def built_env_rows(n_resets: int, n_steps: int) -> dict[str, dict[str, dict[str, float]]]:
@@ -288,6 +339,7 @@ def main() -> int:
 
     global DOCKER_IMAGE
     kinds = ["bubblewrap-session", "bubblewrap-per-command", "bubblewrap-unhardened", "gvisor", "docker", "local"]
+    kinds.append("env-only")
     notes = []
     if not bwrap_available():
         kinds = [k for k in kinds if not k.startswith("bubblewrap")]
@@ -299,7 +351,7 @@ def main() -> int:
     if DOCKER_IMAGE is None:
         kinds.remove("docker")
         notes.append("docker skipped: no Docker engine answers (or the test image could not be built)")
-    result: dict = {}
+    result: dict = {"loadavg_before": [round(x, 2) for x in os.getloadavg()]}
     logging.getLogger("swerepair").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -322,6 +374,7 @@ def main() -> int:
         result["bare_subprocess_ms"] = pct(timed(lambda: subprocess.run(["true"]), args.n_steps))
         bash = ["bash", "--noprofile", "--norc", "-c", "true"]
         result["bare_bash_ms"] = pct(timed(lambda: subprocess.run(bash), args.n_steps))
+    result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     result["target_reset_ms"] = TARGET_RESET_MS
     result["n"] = {"resets": args.n_resets, "steps": args.n_steps}
     machine = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
@@ -383,7 +436,14 @@ def main() -> int:
             f"{u['bubblewrap-per-command']['p50']:.2f} ms; bare subprocess.run {u['bare']['p50']:.2f} ms "
             f"(session {u['bubblewrap-session']['p50'] / u['bare']['p50']:.1f}x bare)"
         )
+        st = il["step_ms"]
+        print(
+            f"in turns: env.step p50 {st['bubblewrap-session']['p50']:.2f} ms (session; "
+            f"{st['bubblewrap-session']['p50'] / st['bare']['p50']:.1f}x bare), {st['env-only']['p50']:.2f} ms "
+            f"(env only: a sandbox that answers at once), bare subprocess.run {st['bare']['p50']:.2f} ms"
+        )
     print(f"\ntarget steady-state reset p50: {TARGET_RESET_MS} ms; {m['cpu_count']} CPUs, Python {m['python']}")
+    print(f"load average (1, 5, 15 min) before: {result['loadavg_before']}, after: {result['loadavg_after']}")
     for note in notes:
         print(f"note: {note}")
     if args.json:

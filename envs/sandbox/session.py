@@ -63,6 +63,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -103,13 +104,20 @@ signal.signal(signal.SIGINT, signal.SIG_DFL)
 def send(obj):
     CTRL.send(json.dumps(obj).encode())
 
+RECV_BUF = bytearray(1 << 20)  # one buffer for every request (a fresh 1 MiB one costs more than the rest)
+FD_SPACE = socket.CMSG_SPACE(4 * 4)
+
 def recv():
-    data, fds, _, _ = socket.recv_fds(CTRL, 1 << 20, 4)
-    if not data:
-        raise EOFError
+    n, anc, _, _ = CTRL.recvmsg_into([RECV_BUF], FD_SPACE)
+    fds = []
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += [int.from_bytes(data[i:i + 4], sys.byteorder, signed=True) for i in range(0, len(data) - 3, 4)]
     for fd in fds:
         os.set_inheritable(fd, False)
-    return json.loads(data), fds
+    if not n:
+        raise EOFError
+    return json.loads(RECV_BUF[:n]), fds
 
 def check(ret, what):
     if ret != 0:
@@ -218,16 +226,31 @@ def wipe(path, dev, top):
         except OSError:
             pass
 
+SYSVIPC = ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem")
+
+def ipc_listed(path):
+    # Whether the table lists an object: a line after its header (read until there is one, or EOF).
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        data = b""
+        while data.count(b"\n") < 2:
+            more = os.read(fd, 65536)
+            if not more:
+                break
+            data += more
+        return data.count(b"\n") > 1 or (data.count(b"\n") == 1 and not data.endswith(b"\n"))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
 def clean_ipc():
     # System V objects can be removed only by their owner (or CAP_SYS_ADMIN): util-linux ipcrm
     # does it as the agent's uid, where there are any. Message queues are files to us.
-    left = False
-    for kind in ("shm", "msg", "sem"):
-        try:
-            left = left or len(open(f"/proc/sysvipc/{kind}").read().splitlines()) > 1
-        except OSError:
-            pass
-    if left and IPCRM:
+    if any(map(ipc_listed, SYSVIPC)) and IPCRM:
         try:
             quiet = [(os.POSIX_SPAWN_DUP2, DEVNULL, 1), (os.POSIX_SPAWN_DUP2, DEVNULL, 2)]
             pid = os.posix_spawn(IPCRM, ["ipcrm", "--all"], {}, resetids=UID is not None, file_actions=quiet)
@@ -356,6 +379,7 @@ class BwrapSession:
             with contextlib.suppress(OSError):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MSG_MAX)
         self._ctrl = host
+        self._buf = bytearray(_MSG_MAX)
         script_fd = os.memfd_create("swerepair-supervisor", os.MFD_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         try:
@@ -397,15 +421,19 @@ class BwrapSession:
 
     def _recv(self) -> dict:
         try:
-            data, fds, _, _ = socket.recv_fds(self._ctrl, _MSG_MAX, 4)
+            # into one buffer per session: a fresh 1 MiB one per message costs more than the rest
+            n, anc, _, _ = self._ctrl.recvmsg_into([self._buf], socket.CMSG_SPACE(4 * 4))
         except OSError as exc:
             raise SessionDied(f"the supervisor's socket failed: {exc}") from exc
-        for fd in fds:  # the supervisor never sends descriptors
-            os.close(fd)
-        if not data:
+        for level, kind, data in anc:  # the supervisor never sends descriptors
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                for i in range(0, len(data) - 3, 4):
+                    with contextlib.suppress(OSError):
+                        os.close(int.from_bytes(data[i : i + 4], sys.byteorder, signed=True))
+        if not n:
             raise SessionDied("the supervisor is gone")
         try:
-            msg = json.loads(data)
+            msg = json.loads(self._buf[:n])
         except ValueError as exc:
             raise SessionDied("the supervisor sent something that is not JSON") from exc
         if not isinstance(msg, dict):
@@ -760,9 +788,18 @@ def _started(fd: int) -> bool:
 
 def _read_pids(path: Path) -> list[int]:
     try:
-        return [int(p) for p in path.read_text().split()]
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+        return [int(p) for p in data.split()]
     except (OSError, ValueError):
         return []
+    finally:
+        os.close(fd)
 
 
 def _write_stdin(fd: int, text: str) -> None:
