@@ -60,7 +60,8 @@ What is not covered:
   limit holds from the start); its other hard limits hold from its first instruction.
 - The disk budget is sampled (every `DISK_POLL_S`, less often for big workspaces): a command
   can overshoot it by what it writes between two samples (tens of MB on a fast disk), each
-  file capped by the per-file size limit.
+  file capped by the per-file size limit. The last sample is taken after the command's
+  processes are gone; the workspace's ``.git`` is not walked (bound read-only, it cannot grow).
 """
 
 from __future__ import annotations
