@@ -25,8 +25,9 @@ One step, on N ranks, is the step one process would take with the whole batch:
   checkpoints); under DeepSpeed every rank writes its own shard of the engine checkpoint into the
   same ``deepspeed/`` folder (the engine's checkpoint is collective).
 - **Resume.** A checkpoint without DeepSpeed holds the full optimizer state: it resumes on any
-  number of ranks. A DeepSpeed checkpoint is partitioned by its number of ranks; resuming it on
-  another number is refused with a message (use the same number, or train without ZeRO).
+  number of ranks. A DeepSpeed ZeRO checkpoint is partitioned by its number of ranks: on that
+  number it loads as it is; on another one rank 0 converts it once to DeepSpeed's universal
+  checkpoint and every rank loads its new partition from that (`swerepair.trainers.checkpoint`).
 
 What is not covered: generation on ``servers`` with more than one rank (each rank would need its
 own servers and one pusher would have to serve them all: refused at start), and exact equality of
@@ -223,18 +224,24 @@ class Ranks:
 
 
 def check_resume_ranks(checkpoint: Path, config: Any, world_size: int) -> None:
-    """Raise `ConfigError` when `checkpoint` cannot resume on `world_size` ranks: a DeepSpeed
-    checkpoint (partitioned by the number of ranks that wrote it) on another number of ranks. A
-    checkpoint without DeepSpeed holds the whole optimizer state and resumes on any number."""
+    """Raise `ConfigError` when `checkpoint` cannot resume on `world_size` ranks. A checkpoint
+    without DeepSpeed holds the whole optimizer state and resumes on any number. A DeepSpeed ZeRO
+    checkpoint is partitioned by the number of ranks that wrote it: on that number it loads as it
+    is; on another one it is converted to DeepSpeed's universal checkpoint first
+    (`swerepair.trainers.checkpoint`), which needs DeepSpeed's ``ds_to_universal``."""
     from swerepair.trainers.config import ConfigError
 
     state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
     saved = int(state.get("world_size", 1))  # checkpoints from before data parallelism: one rank
-    if config.zero_stage and saved != world_size:
+    if not config.zero_stage or saved == world_size:
+        return
+    try:
+        from deepspeed.checkpoint import ds_to_universal  # noqa: F401
+    except ImportError as exc:
         raise ConfigError(
-            f"{checkpoint} is a DeepSpeed checkpoint of {saved} rank(s), partitioned for them; resume it on "
-            f"{saved} rank(s), not {world_size} (a run without zero_stage resumes on any number of ranks)"
-        )
+            f"{checkpoint} is a DeepSpeed checkpoint of {saved} rank(s); resuming it on {world_size} needs "
+            f"DeepSpeed's universal-checkpoint conversion (deepspeed.checkpoint.ds_to_universal): {exc}"
+        ) from exc
 
 
 def init_from_launcher(device_type: str) -> bool:

@@ -356,9 +356,11 @@ class PolicyModel:
 
     def load(self, directory: Path) -> None:
         """Restore what `save` wrote (weights, optimizer, scheduler)."""
-        if self.engine is not None:
+        if self.engine is not None:  # on another number of ranks: through DeepSpeed's universal checkpoint
+            from swerepair.trainers.checkpoint import load_zero_checkpoint
+
             with self.launcher_env():
-                self.engine.load_checkpoint(str(directory / "deepspeed"), tag="state")
+                load_zero_checkpoint(self.engine, directory / "deepspeed", tag="state")
             return
         if self.lora:
             from peft import set_peft_model_state_dict

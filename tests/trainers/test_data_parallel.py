@@ -4,7 +4,9 @@ A two-rank run trains one step of the tiny run (3 tasks x 2 episodes, so the ran
 differ); then, in this process, one process trains the same step on the same global batch (the
 episodes both ranks played, replayed) and the parameters, rewards and losses are compared; the
 two-rank checkpoint is resumed by one process. Plain data parallelism (a gradient all-reduce),
-DeepSpeed ZeRO-2 and ZeRO-3 run.
+DeepSpeed ZeRO-2 and ZeRO-3 run. A ZeRO checkpoint of 2 ranks is resumed on 1 and one of 1 rank
+on 2 (through DeepSpeed's universal checkpoint), and the next step compared with the run that
+went on with its own rank count, on the same episodes.
 
 Why the replay: the in-process backend samples a whole generation batch from one generator, so a
 rank that plays half the batch draws other tokens than one process would (see
@@ -17,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -237,11 +240,7 @@ def test_one_run_directory(two_ranks: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_resume_two_ranks_onto_one(two_ranks: dict[str, Any], tmp_path: Path) -> None:
     if two_ranks["stage"]:
-        from swerepair.trainers.config import ConfigError
-
-        with pytest.raises(ConfigError, match="DeepSpeed checkpoint of 2 rank"):
-            GRPOTrainer.from_run_dir(two_ranks["run"], episode_reward=token_reward)
-        return
+        pytest.skip("ZeRO: test_zero_resume_on_another_rank_count (in processes of their own)")
     resumed = GRPOTrainer.from_run_dir(two_ranks["run"], episode_reward=token_reward)
     assert resumed.step == 1 and resumed.ranks.world_size == 1
     for name, p in resumed.policy_model.trainable_parameters().items():
@@ -250,3 +249,165 @@ def test_resume_two_ranks_onto_one(two_ranks: dict[str, Any], tmp_path: Path) ->
     assert [r["train/updated"] for r in records] == [1.0]
     assert resumed.step == 2
     assert [r["step"] for r in read_metrics(two_ranks["run"] / "metrics.jsonl")] == [1, 2]
+
+
+# -- a ZeRO checkpoint resumed on another number of ranks ----------------------------------------------
+#: One rank of a ZeRO run, in two modes. ``fresh``: train step 1, snapshot, train step 2, snapshot
+#: (each ``train`` call checkpoints where it stops, so the step-1 checkpoint is the one a run of one
+#: step leaves). ``resume``: resume the run directory, snapshot, train step 2 on this rank's share of
+#: the given episodes, snapshot. A snapshot holds the full trainable parameters (the model's and the
+#: optimizer's fp32 copies), Adam's moments and step, the LR and the schedule's and engine's steps.
+UC_CHILD = r"""
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+
+import deepspeed
+import torch
+from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
+
+from swerepair.trainers.config import load_config
+from swerepair.trainers.distributed import shard_task_ids
+from swerepair.trainers.grpo import GRPOTrainer
+from helpers import token_reward
+
+mode, settings, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
+rank = int(os.environ["RANK"])
+
+
+def snapshot(trainer):
+    pm = trainer.policy_model
+    params = pm.trainable_parameters()
+    with deepspeed.zero.GatheredParameters(list(params.values()), enabled=settings["zero_stage"] == 3):
+        model = {n: p.detach().clone().float() for n, p in params.items()}
+    inner = pm.optimizer.optimizer  # the torch AdamW inside DeepSpeed's ZeRO optimizer
+    return {
+        "model": model,
+        "fp32": {n: safe_get_full_fp32_param(p).clone() for n, p in params.items()},
+        "exp_avg": {n: safe_get_full_optimizer_state(p, "exp_avg").clone() for n, p in params.items()},
+        "exp_avg_sq": {n: safe_get_full_optimizer_state(p, "exp_avg_sq").clone() for n, p in params.items()},
+        "adam_steps": sorted({float(s["step"]) for s in inner.state.values() if "step" in s}),
+        "lr": pm.lr,
+        "schedule_step": pm.scheduler.last_epoch,
+        "engine_steps": pm.engine.global_steps,
+        "step": trainer.step,
+        "world_size": trainer.ranks.world_size,
+    }
+
+
+snaps = []
+if mode == "fresh":
+    trainer = GRPOTrainer(load_config(overrides=settings), episode_reward=token_reward)
+    played = {}
+    collect = trainer._collect
+
+    def recording(step, bar=None):
+        episodes, generated, seconds = collect(step, bar)
+        played[step] = copy.deepcopy(episodes)
+        return episodes, generated, seconds
+
+    trainer._collect = recording
+    for _ in range(2):
+        trainer.train(steps=1)
+        snaps.append(snapshot(trainer))
+else:
+    trainer = GRPOTrainer.from_run_dir(settings["output_dir"], episode_reward=token_reward)
+    snaps.append(snapshot(trainer))
+    everything = torch.load(settings["episodes"], weights_only=False)  # step 2's episodes, one process's order
+    ids = [ep.instance_id for ep in everything]
+    mine = set(shard_task_ids(ids, trainer.ranks.rank, trainer.ranks.world_size))
+    played = {2: [ep for ep in everything if ep.instance_id in mine]}
+
+    def replaying(step, bar=None):
+        return copy.deepcopy(played[step]), 0.0, 1.0
+
+    trainer._collect = replaying
+    trainer.train()
+    snaps.append(snapshot(trainer))
+torch.save({"snaps": snaps, "played": played, "history": trainer.history}, out / f"rank{rank}.pt")
+"""
+
+
+def launch_uc(tmp: Path, ranks: int, mode: str, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run `UC_CHILD` in `mode` on `ranks` ranks with torchrun; each rank's results."""
+    from swerepair.agents.inference.tiny_qwen3 import tiny_qwen3_path
+
+    tiny_qwen3_path()  # built here once, not by the ranks at the same time
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "uc_child.py").write_text(UC_CHILD, encoding="utf-8")
+    out = tmp / "out"
+    out.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK")}
+    env.pop("WORLD_SIZE", None)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
+        CUDA_VISIBLE_DEVICES="",
+        DS_ACCELERATOR="cpu",
+        OMP_NUM_THREADS="1",
+    )
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        *([str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]),
+        *("--nproc_per_node", str(ranks), "--master_addr", "127.0.0.1", "--master_port", str(free_port())),
+        *(str(tmp / "uc_child.py"), mode, json.dumps(settings), str(out)),
+    ]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(ranks)]
+
+
+def assert_same_state(got: dict[str, Any], want: dict[str, Any]) -> None:
+    """Two snapshots of the same training state (up to float summation order)."""
+    for key in ("model", "fp32"):
+        close_params(got[key], want[key])
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert set(got[key]) == set(want[key])
+        for name, w in want[key].items():
+            assert torch.allclose(got[key][name], w, rtol=1e-3, atol=1e-7), (key, name)
+    assert got["adam_steps"] == want["adam_steps"] and len(got["adam_steps"]) == 1
+    assert got["lr"] == want["lr"]
+    assert got["schedule_step"] == want["schedule_step"] and got["engine_steps"] == want["engine_steps"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("saved,resumed", [(2, 1), (1, 2)], ids=["2to1", "1to2"])
+@pytest.mark.parametrize("stage", [2, 3], ids=["zero2", "zero3"])
+def test_zero_resume_on_another_rank_count(stage: int, saved: int, resumed: int, tmp_path: Path) -> None:
+    """A ZeRO run of two steps on `saved` ranks; its step-1 checkpoint resumed on `resumed` ranks
+    (through DeepSpeed's universal checkpoint) trains step 2 on the same episodes: the restored
+    state equals the run's after step 1, and the state after step 2 equals the run's."""
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install 'swerepair[train]')")
+    run = tmp_path / "run"
+    settings = {**SETTINGS, "output_dir": str(run), "zero_stage": stage}
+    fresh = launch_uc(tmp_path / "fresh", saved, "fresh", settings)
+    for r in fresh[1:]:  # the ranks hold one state
+        for key in ("model", "fp32", "exp_avg"):
+            assert all(torch.equal(t, fresh[0]["snaps"][1][key][n]) for n, t in r["snaps"][1][key].items())
+    after1, after2 = fresh[0]["snaps"]
+    assert (after1["adam_steps"], after2["adam_steps"]) == ([1.0], [2.0]) and after1["lr"] != after2["lr"]
+    assert all(float(m.abs().sum()) > 0 for m in after1["exp_avg"].values())  # moments worth restoring
+
+    # the run as one step left it: its step-1 checkpoint, its records of step 1
+    copy_ = tmp_path / "resume"
+    shutil.copytree(run, copy_)
+    shutil.rmtree(copy_ / "checkpoints" / "step-000002")
+    step2 = [ep for r in fresh for ep in r["played"][2]]  # rank order: one process's order (no repeats)
+    torch.save(step2, tmp_path / "step2.pt")
+    resumed_ranks = launch_uc(
+        tmp_path / "resumed",
+        resumed,
+        "resume",
+        {**settings, "output_dir": str(copy_), "episodes": str(tmp_path / "step2.pt")},
+    )
+    assert (copy_ / "checkpoints" / "step-000001" / "deepspeed" / "universal").is_dir()  # converted once
+    for r in resumed_ranks:
+        loaded, final = r["snaps"]
+        assert loaded["world_size"] == resumed and loaded["step"] == 1
+        assert_same_state(loaded, after1)
+        assert final["step"] == 2
+        assert_same_state(final, after2)
+        assert [h["step"] for h in r["history"]] == [1, 2]
+        assert r["history"][1]["train/loss"] == pytest.approx(fresh[0]["history"][1]["train/loss"], abs=1e-6)
+    assert [r["step"] for r in read_metrics(copy_ / "metrics.jsonl")] == [1, 2]
