@@ -23,7 +23,9 @@ skipped with a note where `bwrap_available()` is False) this measures, over the 
 - in turns: bubblewrap's session and per-command modes and a bare ``subprocess.run`` measured
   one sample of each per round (resets, then ``sandbox.run("true")``), so that a machine whose
   load changes during the run weighs on all alike; then ``env.step`` in the session beside the
-  same step with "env-only" and a bare ``subprocess.run``;
+  same step with "env-only", the session's ``sandbox.run("true")`` and a bare ``subprocess.run``
+  (rounds without the per-command mode, whose exiting bubblewraps leave namespace teardown
+  to the kernel's workers while the next sample runs);
 - "env-only": the env with a sandbox that answers every command at once (`NullSandbox`): the
   env's own share of a step (parsing, the tool's deadline thread, copying and measuring the
   conversation, which grows by two messages a step);
@@ -251,10 +253,12 @@ def interleaved(n_resets: int, n_steps: int) -> dict[str, dict[str, dict[str, fl
         t0 = time.perf_counter()
         subprocess.run(["true"])
         runs["bare"].append(time.perf_counter() - t0)
-    # env.step in the session and with a sandbox that answers at once (the env's own share)
+    # env.step in the session and with a sandbox that answers at once (the env's own share), and
+    # the session's sandbox.run, without the per-command mode in the rounds (a bubblewrap that
+    # exits leaves the kernel namespaces to tear down, work that lands on the next sample)
     envs["env-only"] = make_env("env-only")
     envs["env-only"].reset(options={"task_id": ids[0]})
-    steps: dict[str, list[float]] = {k: [] for k in ("bubblewrap-session", "env-only", "bare")}
+    steps: dict[str, list[float]] = {k: [] for k in ("bubblewrap-session", "env-only", "run-session", "bare")}
     for _ in range(3):
         for k in ("bubblewrap-session", "env-only"):
             envs[k].step(ACTION)
@@ -263,6 +267,9 @@ def interleaved(n_resets: int, n_steps: int) -> dict[str, dict[str, dict[str, fl
             t0 = time.perf_counter()
             envs[k].step(ACTION)
             steps[k].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        sandboxes["bubblewrap-session"].run("true", 30.0)
+        steps["run-session"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         subprocess.run(["true"])
         steps["bare"].append(time.perf_counter() - t0)
@@ -440,7 +447,9 @@ def main() -> int:
         print(
             f"in turns: env.step p50 {st['bubblewrap-session']['p50']:.2f} ms (session; "
             f"{st['bubblewrap-session']['p50'] / st['bare']['p50']:.1f}x bare), {st['env-only']['p50']:.2f} ms "
-            f"(env only: a sandbox that answers at once), bare subprocess.run {st['bare']['p50']:.2f} ms"
+            f"(env only: a sandbox that answers at once), bare subprocess.run {st['bare']['p50']:.2f} ms; "
+            f"in the same rounds sandbox.run('true') p50 {st['run-session']['p50']:.2f} ms (session; "
+            f"{st['run-session']['p50'] / st['bare']['p50']:.1f}x bare)"
         )
     print(f"\ntarget steady-state reset p50: {TARGET_RESET_MS} ms; {m['cpu_count']} CPUs, Python {m['python']}")
     print(f"load average (1, 5, 15 min) before: {result['loadavg_before']}, after: {result['loadavg_after']}")
