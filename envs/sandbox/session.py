@@ -299,7 +299,9 @@ def serve(req, fds):
             os.kill(pid, signal.SIGKILL)
             break
     os.write(started_fd, b"s")  # the host reads it only if we die: the command did start
-    for fd in fds:
+    # We keep the output pipe's write end (never writing to it) until we have answered: the host
+    # then sees the end of the output with the answer, one wake-up instead of two.
+    for fd in fds[1:]:
         os.close(fd)
     status = None
     while status is None:
@@ -330,6 +332,7 @@ def serve(req, fds):
                 status = -9
     cleanup()
     send({"exit": status})
+    os.close(out_fd)
 
 send({"ready": True})
 while True:
