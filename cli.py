@@ -804,6 +804,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         group_size=args.group_size,
         grpo_lr=args.grpo_lr,
         beta=args.beta,
+        reward=args.reward,
         max_tool_calls=args.max_tool_calls,
         max_new_tokens=args.max_new_tokens,
         eval_samples=args.eval_samples,
@@ -1136,6 +1137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--grpo-lr", type=float, default=1e-4)
     p.add_argument("--beta", type=float, default=0.02)
+    p.add_argument(
+        "--reward",
+        default="functional_similarity",
+        help="the GRPO stage's reward (evaluations always count resolved by the tests)",
+    )
     p.add_argument("--max-tool-calls", type=int, default=10)
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--eval-samples", type=int, default=1)

@@ -44,10 +44,15 @@ class PipelineSettings:
         model: the base model.
         tasks: the task set (``bundled``, ``bundled-synth`` or a file).
         heldout_fraction: the share of tasks held out from training (seeded by `seed`).
-        train_tasks / heldout_tasks: cap each split at this many tasks (0: all).
+        train_tasks / heldout_tasks: cap each split at this many tasks (0: all), drawn by a
+            seeded hash of each id so that the cap spans the task set's repositories.
         expert_episodes: expert episodes per training task.
         sft_epochs / sft_lr / sft_lora_layers / kl_coef / replay: the SFT stage.
-        grpo_steps / group_size / grpo_lr / beta / reward: the GRPO stage.
+        grpo_steps / group_size / grpo_lr / beta / reward: the GRPO stage. The reward is the
+            thesis preset's patch-similarity reward: a small model's first edits rarely pass
+            the tests, so under ``tests_pass`` every group is all zeros and nothing is learned,
+            while a patch nearer the real fix scores more here. The evaluations count resolved
+            by the tests whatever the stage trained on.
         max_tool_calls / max_new_tokens / max_context_tokens: every episode's budgets.
         eval_samples: episodes per task in each evaluation.
         seed: split, expert variations, training and sampling.
@@ -68,7 +73,7 @@ class PipelineSettings:
     group_size: int = 4
     grpo_lr: float = 1e-4
     beta: float = 0.02
-    reward: str = "tests_pass"
+    reward: str = "functional_similarity"
     max_tool_calls: int = 10
     max_new_tokens: int = 160
     max_context_tokens: int = 6144
@@ -88,6 +93,17 @@ def split_tasks(ids: Sequence[str], heldout_fraction: float, seed: int) -> tuple
 
     heldout = {i for i in ids if point(i) < heldout_fraction}
     return [i for i in ids if i not in heldout], [i for i in ids if i in heldout]
+
+
+def _sample(ids: Sequence[str], n: int, seed: int) -> list[str]:
+    """`n` of `ids` picked by a seeded hash of each id (so a cap draws from every repository of
+    a task set, not the first one's tasks), kept in their original order."""
+
+    def key(i: str) -> str:
+        return hashlib.sha256(f"sample:{seed}:{i}".encode()).hexdigest()
+
+    chosen = set(sorted(ids, key=key)[:n])
+    return [i for i in ids if i in chosen]
 
 
 class _Runner:
@@ -125,9 +141,9 @@ def run_pipeline(run: str | Path, settings: PipelineSettings, task_ids: Sequence
     (run / "pipeline.json").write_text(json.dumps(asdict(settings), indent=1) + "\n", encoding="utf-8")
     train, heldout = split_tasks(list(task_ids), settings.heldout_fraction, settings.seed)
     if settings.train_tasks:
-        train = train[: settings.train_tasks]
+        train = _sample(train, settings.train_tasks, settings.seed)
     if settings.heldout_tasks:
-        heldout = heldout[: settings.heldout_tasks]
+        heldout = _sample(heldout, settings.heldout_tasks, settings.seed)
     if not train or not heldout:
         raise ValueError(f"the split left {len(train)} training and {len(heldout)} held-out tasks; need both")
     splits = {"train": train, "heldout": heldout}

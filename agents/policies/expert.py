@@ -9,7 +9,8 @@ Each episode, through the nano-agent's own tools:
 2. **read it**: the lines around each hunk (``sed -n 'a,bp'``, ``nl -ba | sed -n``, or
    ``head``/``tail``);
 3. **apply the fix** with ``apply_patch``, one search/replace per hunk;
-4. **run the tests** of the file the failing test lives in (``python -m pytest -q``), or the
+4. **run the tests** of the file the failing test lives in (``python -m pytest -q`` with a short
+   traceback: ``--tb=line`` or ``--tb=short``, sometimes ``-x``), or the
    whole suite when the test file is new in the test patch (the agent does not have it);
 5. **stop** with a one-line summary.
 
@@ -154,7 +155,10 @@ def expert_turns(task: Any, seed: int = 0) -> list[str]:
         )
         turns.append(f"{rng.choice(_SEARCH_INTENT).format(term=term)}\n{hermes_call('shell', {'cmd': command})}")
     tests = _test_file(task)
-    test_cmd = f"python -m pytest -q {shlex.quote(tests)}" if tests else "python -m pytest -q"
+    # concise reports: a failure's location and message, not its whole traceback (the tool
+    # output is most of an episode's tokens otherwise, and the model's context is small)
+    flags = rng.choice(("-q --tb=line", "-q --tb=short -x", "-q --tb=line -x"))
+    test_cmd = f"python -m pytest {flags} {shlex.quote(tests)}" if tests else f"python -m pytest {flags}"
     if rng.random() < 0.3:
         turns.append(f"{rng.choice(_BEFORE_INTENT)}\n{hermes_call('shell', {'cmd': test_cmd})}")
     for fp in parse_patch(task.patch):
