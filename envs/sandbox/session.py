@@ -34,7 +34,9 @@ The supervisor against the agent:
   process_vm_* are denied by the filter, and not being dumpable its ``/proc`` entries (``fd``,
   ``mem``, ``environ``) are closed to the agent;
 - its control socket is close-on-exec, and it never reads the command's output (the host hands
-  over the pipe and reads it), so the agent can write output but cannot forge an exit status;
+  over the pipe and reads it), so the agent can write output but cannot forge an exit status
+  (it keeps the pipe's write end, unused, until it has answered: the host then sees the end of
+  the output with the answer and wakes once);
 - if it dies all the same (the memory limit's OOM killer may pick it; started by a user the
   agent may lower its limits), the kernel kills the whole namespace with it; the host waits
   for bubblewrap to exit, reports the command as killed (``killed_reason``: an observation,
