@@ -24,8 +24,8 @@ skipped with a note where `bwrap_available()` is False) this measures, over the 
   one sample of each per round (resets, then ``sandbox.run("true")``), so that a machine whose
   load changes during the run weighs on all alike; then ``env.step`` in the session beside the
   same step with "env-only", the session's ``sandbox.run("true")`` and a bare ``subprocess.run``
-  (rounds without the per-command mode, whose exiting bubblewraps leave namespace teardown
-  to the kernel's workers while the next sample runs);
+  (rounds without the per-command mode: a bubblewrap that exits may leave the kernel work,
+  namespace teardown, that lands on the next sample; not shown to matter, but kept out);
 - "env-only": the env with a sandbox that answers every command at once (`NullSandbox`): the
   env's own share of a step (parsing, the tool's deadline thread, copying and measuring the
   conversation, which grows by two messages a step);
@@ -255,7 +255,7 @@ def interleaved(n_resets: int, n_steps: int) -> dict[str, dict[str, dict[str, fl
         runs["bare"].append(time.perf_counter() - t0)
     # env.step in the session and with a sandbox that answers at once (the env's own share), and
     # the session's sandbox.run, without the per-command mode in the rounds (a bubblewrap that
-    # exits leaves the kernel namespaces to tear down, work that lands on the next sample)
+    # exits may leave the kernel namespaces to tear down while the next sample runs)
     envs["env-only"] = make_env("env-only")
     envs["env-only"].reset(options={"task_id": ids[0]})
     steps: dict[str, list[float]] = {k: [] for k in ("bubblewrap-session", "env-only", "run-session", "bare")}
