@@ -7,11 +7,14 @@ without creating an import cycle, and imports nothing heavier than the standard 
 from __future__ import annotations
 
 import fcntl
+import glob
 import importlib
 import importlib.metadata
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,29 +127,82 @@ def plugin_name(obj: Any, group: str, builtins: Mapping[str, Any] | None = None)
 def build_once(final: Path, build: Callable[[Path], None], *, complete: Callable[[Path], bool] | None = None) -> Path:
     """Return `final`, building it first if it is not complete yet, once per machine.
 
-    `build(tmp)` fills a fresh temporary directory next to `final`, which is then renamed into
-    place, so nobody ever sees a half-built directory; a file lock makes concurrent processes
-    wait for the first builder and reuse its result. `complete(path)` says whether a directory
-    is usable (default: it exists); an incomplete leftover is replaced.
+    `build(tmp)` fills a fresh temporary directory next to `final` (``.<name>.tmp-*``, same
+    file system), which is then renamed into place, so nobody ever sees a half-built directory;
+    a file lock makes concurrent processes (training ranks starting together) wait for the
+    first builder and reuse its result. Nothing depends on the lock for correctness: a complete
+    `final` is never replaced or deleted, and a builder that finds `final` already complete when
+    it is done (a file system whose locks do not reach other hosts) discards its own copy.
+    Temporary directories left by a killed builder (of this host) are removed by the next one.
+    `complete(path)` says whether a directory is usable (default: it exists); an incomplete
+    leftover is moved aside and replaced by the lock holder.
     """
     done = complete or (lambda p: p.is_dir())
     if done(final):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{final.name}.tmp-"
     with open(final.parent / f".{final.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            locked = True
+        except OSError:  # no flock on this file system (ENOLCK): the rename alone keeps it atomic
+            locked = False
         if done(final):
             return final
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+        for stale in final.parent.glob(f"{glob.escape(prefix)}*"):
+            if locked and _dead_builders(stale, stale.name[len(prefix) :]):
+                shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{socket.gethostname()}-{os.getpid()}-", dir=final.parent))
         try:
             build(tmp)
-            if final.exists():
-                shutil.rmtree(final)
-            os.rename(tmp, final)
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide a shared cache from others
+            if locked and final.exists() and not done(final):  # an incomplete leftover: moved aside
+                aside = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+                os.rename(final, aside / "old")
+                shutil.rmtree(aside, ignore_errors=True)
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another builder's complete copy is there by now: keep it, drop ours
+                if not done(final):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return final
+
+
+def _dead_builders(directory: Path, tag: str) -> bool:
+    """Whether a temporary directory tagged ``<host>-<pid>-<random>`` was left by a builder that
+    is gone: a process of this host that no longer runs, or anything over a day old (the lock
+    holder alone builds, but a lock may not reach other hosts)."""
+    host, _, pid = tag.rpartition("-")[0].rpartition("-")
+    if not host or not pid.isdigit():
+        return True  # not one of ours: nobody builds into it
+    if host != socket.gethostname():
+        try:
+            return time.time() - (directory.stat().st_mtime) > 86400
+        except OSError:
+            return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by another user
+        return False
+    return False
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` would, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
 
 
 class SandboxError(RuntimeError):
