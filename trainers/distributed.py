@@ -29,9 +29,15 @@ One step, on N ranks, is the step one process would take with the whole batch:
   number it loads as it is; on another one rank 0 converts it once to DeepSpeed's universal
   checkpoint and every rank loads its new partition from that (`swerepair.trainers.checkpoint`).
 
-What is not covered: generation on ``servers`` with more than one rank (each rank would need its
-own servers and one pusher would have to serve them all: refused at start), and exact equality of
-the *sampled tokens* with a one-process run: the in-process backend samples a whole generation
+- **Servers.** With ``servers``, every rank sends its own episodes' turns to the least-loaded live
+  server (the count is per process: a rank sees only its own requests in flight). Rank 0 alone
+  joins the weight-sync group of all servers and pushes after each update; the other ranks wait
+  for the push (`Ranks.from_main`) before their next rollouts and take from rank 0 the servers
+  left and the version each serves, so turns carry the same versions on every rank. A server one
+  rank lost is removed on all of them (the ranks' dead servers are gathered before the push).
+
+What is not covered: ``async_rollouts`` with servers on more than one rank (refused at start),
+and exact equality of the *sampled tokens* with a one-process run: the in-process backend samples a whole generation
 batch from one generator, so a rank that plays half the batch draws other tokens than one process
 playing all of it (as any other change of batch composition would). Given the same episodes, N
 ranks give the one-process update (`tests/trainers/test_data_parallel.py`).
@@ -170,6 +176,16 @@ class Ranks:
         out: list[Any] = [None] * self.world_size
         dist.all_gather_object(out, pickle.dumps(items), group=self._objects)
         return [pickle.loads(blob) for blob in out]
+
+    def from_main(self, obj: Any) -> Any:
+        """Rank 0's `obj` (picklable) on every rank; the others wait for it (a barrier)."""
+        if not self.distributed:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0, group=self._objects)
+        return box[0]
 
     def all_sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sums of `values` over the ranks (float64)."""

@@ -29,6 +29,9 @@ that still answer ``/health`` and a full push (``servers/reconnects`` counts the
 ``servers/live`` counts the servers left); only when none answers does the trainer wait for
 them to come back (up to the pusher's timeout), after which generation resumes with the
 trainer's weights. If none comes back, or the push fails again, the error stops training.
+Under a launcher with several ranks every rank dispatches its own episodes' turns over all the
+servers, rank 0 alone pushes (one group for all servers), and the other ranks wait for its push
+before their next rollouts (`swerepair.trainers.distributed`).
 
 ``--resume`` restores weights, optimizer, schedule, RNG states and the step counter from the
 newest complete checkpoint; since the tasks and the sampling seed of a step depend only on the
@@ -144,14 +147,18 @@ class GRPOTrainer:
         self._prefetcher: ThreadPoolExecutor | None = None
         self._stop = config.max_steps
         self.metrics: MetricsLogger | None = None  # open while train() runs
-        self.pusher: Any = None
+        self.pusher: Any = None  # rank 0's connection to the servers' weight-sync group
+        self._server_versions: dict[str, int] = {}  # ranks > 0: the versions rank 0 pushed, by server
         self._closed = False
         #: the trainer's own states of the global random generators (in them only while it works)
         self.rng = RNGStates(config.seed, cuda=resolve_device(config).type == "cuda")
         #: the data-parallel ranks (`swerepair.trainers.distributed`); rank 0 alone writes the run
         self.ranks = Ranks(launched_rank(), launched_world_size())
-        if self.ranks.distributed and config.servers:
-            raise ConfigError("servers with more than one training rank are not supported yet; launch one rank")
+        if self.ranks.distributed and config.servers and config.async_rollouts:
+            raise ConfigError(
+                "async_rollouts with servers on more than one training rank is not supported: the ranks "
+                "wait for rank 0's weight push before their next rollouts; turn async_rollouts off or launch one rank"
+            )
         if self._resume_from is not None:
             check_resume_ranks(self._resume_from, config, self.ranks.world_size)
         # Everything that can be checked without writing is checked first: a start that fails here
@@ -266,7 +273,7 @@ class GRPOTrainer:
                 top_p=cfg.top_p,
                 max_new_tokens=cfg.max_new_tokens,
                 api="completions" if cfg.server_engine == "vllm" else "chat",
-                version_source=lambda url: self.pusher.version_of(url) if self.pusher is not None else 0,
+                version_source=self._server_version,
             )
         else:
             self.backend = HFBackend(
@@ -296,12 +303,25 @@ class GRPOTrainer:
             self._connect_servers()
 
     def _connect_servers(self) -> None:
-        """Join the servers' weight-sync group and push the current weights (version = step)."""
+        """Join the servers' weight-sync group and push the current weights (version = step);
+        with several ranks rank 0 alone does, and the others wait for it (`_share_servers`)."""
+        cfg = self.config
+        if cfg.zero_stage == 3:
+            raise ConfigError("servers with zero_stage 3: pushing sharded weights is not supported; use zero_stage 2")
+        if not self.ranks.is_main:  # rank 0 alone pushes: wait for its first push
+            self._share_servers()
+            return
+        try:
+            self._connect_pusher()
+        except Exception as exc:
+            self._share_servers(error=f"{type(exc).__name__}: {exc}")
+            raise
+        self._share_servers()
+
+    def _connect_pusher(self) -> None:
         from swerepair.trainers.weight_sync import make_pusher
 
         cfg, pm = self.config, self.policy_model
-        if cfg.zero_stage == 3:
-            raise ConfigError("servers with zero_stage 3: pushing sharded weights is not supported; use zero_stage 2")
         backend = cfg.weight_sync_backend
         if backend == "auto":
             backend = "nccl" if pm.device.type == "cuda" else "gloo"
@@ -315,6 +335,55 @@ class GRPOTrainer:
         self.pusher.connect()
         self._base_pushed = False
         self._push_weights()
+
+    def _server_version(self, url: str) -> int:
+        """The version the server at `url` serves now: rank 0's pusher knows; the other ranks
+        have what rank 0 shared after its last push."""
+        if self.pusher is not None:
+            return int(self.pusher.version_of(url))
+        return self._server_versions.get(url, 0)
+
+    def _share_servers(self, reconnects: int = 0, error: str | None = None) -> int:
+        """With several ranks: rank 0's servers after its push (those left in the group, the
+        version each serves, `reconnects`) on every rank, which dispatches to those alone; the
+        other ranks wait here until rank 0 has pushed. Rank 0's `error` is raised on all."""
+        if not self.ranks.distributed:
+            return reconnects
+        state = None
+        if self.ranks.is_main:
+            urls = list(self.pusher.urls) if self.pusher is not None else []
+            state = {
+                "error": error,
+                "reconnects": reconnects,
+                "live": urls,
+                "versions": {u: int(self.pusher.version_of(u)) for u in urls},
+            }
+        state = self.ranks.from_main(state)
+        if state["error"] is not None:
+            raise RuntimeError(f"rank 0 could not push the weights to the servers: {state['error']}")
+        if not self.ranks.is_main:
+            for url in self.backend.urls:
+                if url not in state["live"]:
+                    self.backend.mark_dead(url, "rank 0 removed it from the weight-sync group")
+            self.backend.revive(state["live"])
+            self._server_versions = dict(state["versions"])
+        return int(state["reconnects"])
+
+    def _servers_after_update(self) -> int:
+        """Every rank: the servers any rank lost are out on all; rank 0 pushes the weights (and
+        re-forms the group if needed) while the others wait; reconnections (0 or 1)."""
+        if self.ranks.distributed:  # a server one rank lost is gone for every rank
+            for (dead,) in self.ranks.gather([dict(self.backend.dead)]):
+                for url, why in dead.items():
+                    self.backend.mark_dead(url, why)
+        if not self.ranks.is_main:
+            return self._share_servers()
+        try:
+            reconnects = self._sync_weights()
+        except Exception as exc:
+            self._share_servers(error=f"{type(exc).__name__}: {exc}")
+            raise
+        return self._share_servers(reconnects)
 
     def _push_weights(self) -> float:
         """Push the policy's weights to the servers as version `step`; seconds taken."""
@@ -558,8 +627,8 @@ class GRPOTrainer:
         training_s = time.monotonic() - started
 
         started = time.monotonic()
-        if self.pusher is not None:
-            record["servers/reconnects"] = float(self._sync_weights())
+        if self.config.servers:
+            record["servers/reconnects"] = float(self._servers_after_update())
             record["servers/live"] = float(len(self.backend.live))
         self.backend.policy_version = step  # in-process: the next rollouts read the new weights
         sync_s = time.monotonic() - started
