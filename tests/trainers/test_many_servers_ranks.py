@@ -23,8 +23,6 @@ from swerepair.agents.inference.http import free_port  # noqa: E402
 
 from helpers import TINY_RUN, tiny_model_server  # noqa: E402
 
-pytestmark = pytest.mark.slow  # two servers and two ranks start: a minute or two on 2 cores
-
 TESTS = Path(__file__).resolve().parents[1]
 
 #: One rank: trains the steps, saves what it played (per step: instance, servers, versions of
@@ -96,6 +94,7 @@ def _launch(tmp: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
     return [json.loads((out / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(2)]
 
 
+@pytest.mark.slow  # two servers and two ranks start: about 40 s on 2 cores
 def test_two_ranks_generate_on_two_servers(tmp_path: Path) -> None:
     from swerepair.agents.inference.tiny_qwen3 import tiny_qwen3_path
 
@@ -135,3 +134,18 @@ def test_two_ranks_generate_on_two_servers(tmp_path: Path) -> None:
         assert tasks == r1["tasks"][step]
         want = Counter({t: settings["group_size"] * tasks.count(t) for t in tasks})
         assert Counter(i for i, _, _ in rows) == want
+
+
+def test_async_rollouts_with_servers_on_ranks_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asynchronous rollouts would start a rank's next rollouts before rank 0's push: refused at
+    start, before anything is written or connected."""
+    from swerepair.trainers.config import ConfigError, load_config
+    from swerepair.trainers.grpo import GRPOTrainer
+
+    for key, value in {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(key, value)
+    settings = {**TINY_RUN, "output_dir": str(tmp_path / "run"), "servers": ["http://127.0.0.1:9"]}
+    config = load_config(overrides={**settings, "async_rollouts": True})
+    with pytest.raises(ConfigError, match="async_rollouts with servers on more than one training rank"):
+        GRPOTrainer(config)
+    assert not (tmp_path / "run").exists()
