@@ -27,8 +27,8 @@ skipped with a note where `bwrap_available()` is False) this measures, over the 
   (rounds without the per-command mode: a bubblewrap that exits may leave the kernel work,
   namespace teardown, that lands on the next sample; not shown to matter, but kept out);
 - "env-only": the env with a sandbox that answers every command at once (`NullSandbox`): the
-  env's own share of a step (parsing, the tool's deadline thread, copying and measuring the
-  conversation, which grows by two messages a step);
+  env's own share of a step (parsing, handing the tool to the env's reused deadline thread,
+  copying and measuring the conversation, which grows by two messages a step);
 
 and, in the same run, a bare ``subprocess.run(["true"])`` as the floor a step is compared to
 (and ``bash -c true``, the shell every command starts),
@@ -110,8 +110,8 @@ def unhardened_factory(task):
 
 class NullSandbox:
     """A sandbox that answers every command at once with an empty output: the "env only" row,
-    the env's own share of a step (parsing the action, the tool's wrapper and deadline thread,
-    copying and measuring the conversation, formatting the observation)."""
+    the env's own share of a step (parsing the action, the tool's wrapper and the hand-off to its
+    deadline thread, copying and measuring the conversation, formatting the observation)."""
 
     workdir = "/workspace"
 

@@ -18,11 +18,12 @@ it; its 0.0 is no reward signal), never with an exception out of `step`:
 
 A tool's command is bounded by ``tool_timeout_s`` (a command past it is killed, and the model
 reads ``[command timed out ...]``: an observation, not a failure). A tool's Python function is
-bounded too: it runs on a daemon thread, and one that has not returned after ``tool_deadline_s``
-(default ``2 * tool_timeout_s + 30``) is abandoned: the model reads ``Error: the tool 'NAME' did
-not finish within Ns ...``, counted in ``tool_stats["errors"]`` and ``["timeouts"]``, and the
-episode goes on. Python cannot stop a thread: an abandoned function runs on until it returns (its
-result is discarded) and may still act on the workspace meanwhile; once the episode ends its
+bounded too: it runs on a daemon thread (one per env, reused from call to call), and one that has
+not returned after ``tool_deadline_s`` (default ``2 * tool_timeout_s + 30``) is abandoned: the
+model reads ``Error: the tool 'NAME' did not finish within Ns ...``, counted in
+``tool_stats["errors"]`` and ``["timeouts"]``, and the episode goes on (the next call gets a new
+thread). Python cannot stop a thread: an abandoned function runs on until it returns (its result
+is discarded) and may still act on the workspace meanwhile; once the episode ends its
 sandbox is closed under it.
 
 Configuration errors still raise: `TaskRepositoryError` from `reset` for a task whose repository
@@ -32,11 +33,9 @@ or commit is missing (`swerepair.envs.rollout.run_episodes` turns it into a fail
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -57,6 +56,8 @@ from swerepair.envs.sandbox import (
     resolve_kind,
 )
 from swerepair.envs.spaces import AssistantTurnSpace, ConversationSpace
+from swerepair.envs.stepping import CHARS_PER_TOKEN as CHARS_PER_TOKEN  # re-exported
+from swerepair.envs.stepping import TokenTally, ToolOverran, ToolRunner, copy_messages, estimate_tokens
 from swerepair.envs.tasks import TaskSource, load_tasks
 from swerepair.rewards import REWARDS, RewardFn, evaluate, resolve_reward
 
@@ -66,22 +67,6 @@ log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 SandboxFactory = Callable[[Task], Sandbox]
-
-#: Characters per token assumed by `estimate_tokens` (BPE vocabularies of Qwen/Llama class
-#: average 3.3-4 characters per token on code and English).
-CHARS_PER_TOKEN = 3.5
-
-
-def estimate_tokens(messages: Sequence[Message]) -> int:
-    """Rough token count of a conversation: characters / 3.5, plus 6 per message for the chat
-    template's role markers. Replace it with a real count through ``token_counter=``."""
-    chars = 0
-    for m in messages:
-        chars += len(m.get("content") or "")
-        for call in m.get("tool_calls", ()):
-            chars += len(json.dumps(call["function"]))
-    return int(chars / CHARS_PER_TOKEN) + 6 * len(messages)
-
 
 #: Budget names that were renamed: old -> (new, what it is). The old names are rejected (by
 #: `Budgets`, `SweRepairEnv` and so ``gymnasium.make``) with a message that names the new one.
@@ -147,10 +132,7 @@ class _Episode:
     malformed: int = 0
     timeouts: int = 0
     done: bool = False
-
-
-class _ToolOverran(Exception):
-    """A tool's function did not return within the env's tool deadline."""
+    tokens: TokenTally = field(default_factory=TokenTally)  # estimate_tokens, message by message
 
 
 class SweRepairEnv(gym.Env[list[Message], Any]):
@@ -254,6 +236,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         self.observation_space = ConversationSpace()
         self.action_space = AssistantTurnSpace()
         self._ep: _Episode | None = None
+        self._tools = ToolRunner()  # the tools' deadline thread, reused from call to call
 
     # -- reset -----------------------------------------------------------------------------
     def reset(
@@ -301,7 +284,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         info.update(_docker_info(sandbox))
         if failed_host is not None:
             info["docker"] = {"host": failed_host}
-        return copy.deepcopy(messages), info
+        return copy_messages(messages), info
 
     # -- step ------------------------------------------------------------------------------
     def step(self, action: Any) -> tuple[list[Message], SupportsFloat, bool, bool, dict[str, Any]]:
@@ -349,7 +332,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         if reason is not None:
             return self._finish(ep, terminated=False, exit_reason=reason)
         self._add_budget_warning(ep)
-        return copy.deepcopy(ep.messages), 0.0, False, False, self._step_info(ep)
+        return copy_messages(ep.messages), 0.0, False, False, self._step_info(ep)
 
     def _decode_action(self, action: Any, turn: int) -> tuple[str, list[ToolCall | ToolCallError]]:
         prefix = f"call_{turn}"
@@ -386,8 +369,9 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         assert ep.sandbox is not None
         try:
             check_arguments(tool, call.arguments)
-            output = self._call_with_deadline(tool.fn, ep.sandbox, call.arguments, call.name)
-        except _ToolOverran:
+            args = (ep.sandbox, self.tool_ctx, call.arguments)
+            output = self._tools.call(tool.fn, args, self.tool_deadline_s, call.name)
+        except ToolOverran:
             log.error(
                 "task %s: the tool %s did not finish within %gs", ep.task.instance_id, call.name, self.tool_deadline_s
             )
@@ -413,26 +397,6 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             ep.timeouts += 1
         return cut_output(output, self.tool_ctx.max_output_chars)
 
-    def _call_with_deadline(self, fn: Callable[..., Any], sandbox: Sandbox, arguments: Any, name: str) -> Any:
-        """``fn(sandbox, ctx, arguments)`` on a daemon thread; its result or exception, or
-        `_ToolOverran` once `tool_deadline_s` has passed (the thread is left to finish alone)."""
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["value"] = fn(sandbox, self.tool_ctx, arguments)
-            except BaseException as exc:  # handed to the caller's thread
-                box["error"] = exc
-
-        thread = threading.Thread(target=run, name=f"swerepair-tool-{name}", daemon=True)
-        thread.start()
-        thread.join(self.tool_deadline_s)
-        if thread.is_alive():
-            raise _ToolOverran
-        if "error" in box:
-            raise box["error"]
-        return box.get("value")
-
     def _tool_message(self, ep: _Episode, call_id: str, name: str, content: str) -> None:
         ep.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
 
@@ -445,7 +409,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         b = self.budgets
         if ep.tool_calls >= b.max_tool_calls:
             return "tool_call_budget"
-        if self.token_counter(ep.messages) >= b.max_context_tokens:
+        if self._count_tokens(ep) >= b.max_context_tokens:
             return "context_budget"
         if time.monotonic() - ep.started >= b.max_wall_s:
             return "time_budget"
@@ -457,7 +421,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         left = b.max_tool_calls - ep.tool_calls
         if left <= b.warn_tool_calls:
             notes.append(f"{left} tool call{'s' if left != 1 else ''} left")
-        used = self.token_counter(ep.messages)
+        used = self._count_tokens(ep)
         if used >= b.warn_context_fraction * b.max_context_tokens:
             notes.append(f"context {used}/{b.max_context_tokens} tokens used")
         elapsed = time.monotonic() - ep.started
@@ -466,6 +430,14 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
         if notes:
             last = ep.messages[-1]
             last["content"] = f"{last['content']}\n[budget warning: {'; '.join(notes)}. Finish your fix now.]"
+            ep.tokens.edited(len(ep.messages) - 1, last)
+
+    def _count_tokens(self, ep: _Episode) -> int:
+        """``token_counter(ep.messages)``; the default one counts only the messages it has not
+        seen (exactly `estimate_tokens`, see `TokenTally`)."""
+        if self.token_counter is estimate_tokens:
+            return ep.tokens.count(ep.messages)
+        return self.token_counter(ep.messages)
 
     # -- the end -----------------------------------------------------------------------------
     def _tool_stats(self, ep: _Episode) -> dict[str, Any]:
@@ -516,11 +488,11 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
             "failed": failed,
             "failure": ep.failure,
             "elapsed_s": time.monotonic() - ep.started,
-            "context_tokens": self.token_counter(ep.messages),
+            "context_tokens": self._count_tokens(ep),
         }
         info.update(_docker_info(ep.sandbox))
         self._release_sandbox(ep)
-        return copy.deepcopy(ep.messages), reward, terminated, not terminated, info
+        return copy_messages(ep.messages), reward, terminated, not terminated, info
 
     def abort(
         self, failure: str, exit_reason: str = "policy_error"
@@ -569,6 +541,7 @@ class SweRepairEnv(gym.Env[list[Message], Any]):
     def close(self) -> None:
         """Remove the current episode's workspace. Safe to call more than once."""
         self._close_episode()
+        self._tools.close()
         super().close()
 
 
