@@ -166,3 +166,38 @@ def token_reward(ep: Any, task: Any) -> float:
     ids = [t for t, m in zip(ep.tokens, ep.loss_mask, strict=True) if m]
     digest = hashlib.sha256(",".join(map(str, ids)).encode()).digest()
     return int.from_bytes(digest[:6], "big") / 2**48
+
+
+def torchrun_script(tmp: Path, name: str, text: str, args: list[str], ranks: int) -> Path:
+    """Run the script `text` (written to ``tmp/name``) on `ranks` ranks with torchrun on CPU
+    (gloo, 127.0.0.1, one thread each, this directory importable as `helpers`), after building
+    the tiny model once here so the ranks do not all build it at the same time; the folder
+    ``tmp/out`` the script was given as its last argument, for its results."""
+    import sys
+
+    from swerepair.agents.inference.http import free_port
+    from swerepair.agents.inference.tiny_qwen3 import tiny_qwen3_path
+
+    tiny_qwen3_path()
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / name).write_text(text, encoding="utf-8")
+    out = tmp / "out"
+    out.mkdir()
+    drop = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    here = str(Path(__file__).resolve().parent)
+    env.update(
+        PYTHONPATH=os.pathsep.join([here, env.get("PYTHONPATH", "")]),
+        CUDA_VISIBLE_DEVICES="",
+        DS_ACCELERATOR="cpu",
+        OMP_NUM_THREADS="1",
+    )
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        *([str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]),
+        *("--nproc_per_node", str(ranks), "--master_addr", "127.0.0.1", "--master_port", str(free_port())),
+        *(str(tmp / name), *args, str(out)),
+    ]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    return out

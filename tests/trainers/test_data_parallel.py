@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -31,15 +28,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from swerepair.agents.inference.http import free_port  # noqa: E402
 from swerepair.trainers.config import load_config  # noqa: E402
 from swerepair.trainers.distributed import rank_seed, shard_task_ids  # noqa: E402
 from swerepair.trainers.grpo import GRPOTrainer  # noqa: E402
 from swerepair.trainers.metrics import read_metrics  # noqa: E402
 
-from helpers import TINY_RUN, token_reward  # noqa: E402
-
-TESTS = Path(__file__).resolve().parents[1]
+from helpers import TINY_RUN, token_reward, torchrun_script  # noqa: E402
 
 #: One rank of the run: trains `steps` steps, saves its parameters, records and played episodes.
 CHILD = r"""
@@ -94,35 +88,7 @@ SETTINGS: dict[str, Any] = {**TINY_RUN, "max_new_tokens": 8, "dtype": "float32",
 
 def launch(tmp: Path, ranks: int, settings: dict[str, Any], steps: int) -> list[dict[str, Any]]:
     """Run `CHILD` on `ranks` ranks with torchrun (127.0.0.1); each rank's saved results."""
-    script = tmp / "child.py"
-    script.write_text(CHILD, encoding="utf-8")
-    out = tmp / "out"
-    out.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK")}
-    env.pop("WORLD_SIZE", None)
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
-        CUDA_VISIBLE_DEVICES="",
-        DS_ACCELERATOR="cpu",
-        OMP_NUM_THREADS="1",
-    )
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [
-        str(torchrun) if torchrun.exists() else sys.executable,
-        *([] if torchrun.exists() else ["-m", "torch.distributed.run"]),
-        "--nproc_per_node",
-        str(ranks),
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(free_port()),
-        str(script),
-        json.dumps(settings),
-        str(steps),
-        str(out),
-    ]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    out = torchrun_script(tmp, "child.py", CHILD, [json.dumps(settings), str(steps)], ranks)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(ranks)]
 
 
@@ -332,29 +298,7 @@ torch.save({"snaps": snaps, "played": played, "history": trainer.history}, out /
 
 def launch_uc(tmp: Path, ranks: int, mode: str, settings: dict[str, Any]) -> list[dict[str, Any]]:
     """Run `UC_CHILD` in `mode` on `ranks` ranks with torchrun; each rank's results."""
-    from swerepair.agents.inference.tiny_qwen3 import tiny_qwen3_path
-
-    tiny_qwen3_path()  # built here once, not by the ranks at the same time
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "uc_child.py").write_text(UC_CHILD, encoding="utf-8")
-    out = tmp / "out"
-    out.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK")}
-    env.pop("WORLD_SIZE", None)
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
-        CUDA_VISIBLE_DEVICES="",
-        DS_ACCELERATOR="cpu",
-        OMP_NUM_THREADS="1",
-    )
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [
-        *([str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]),
-        *("--nproc_per_node", str(ranks), "--master_addr", "127.0.0.1", "--master_port", str(free_port())),
-        *(str(tmp / "uc_child.py"), mode, json.dumps(settings), str(out)),
-    ]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    out = torchrun_script(tmp, "uc_child.py", UC_CHILD, [mode, json.dumps(settings)], ranks)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(ranks)]
 
 

@@ -6,9 +6,6 @@ the push before its next rollouts, and the turns' versions are the same on both 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -19,11 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from swerepair.agents.inference.http import free_port  # noqa: E402
 
-from helpers import TINY_RUN, tiny_model_server  # noqa: E402
-
-TESTS = Path(__file__).resolve().parents[1]
+from helpers import TINY_RUN, tiny_model_server, torchrun_script  # noqa: E402
 
 #: One rank: trains the steps, saves what it played (per step: instance, servers, versions of
 #: each episode), its requests per server and the versions it believes the servers serve.
@@ -73,24 +67,7 @@ def _get(url: str) -> dict[str, Any]:
 
 
 def _launch(tmp: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
-    (tmp / "child.py").write_text(CHILD, encoding="utf-8")
-    out = tmp / "out"
-    out.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK")}
-    env.pop("WORLD_SIZE", None)
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
-        CUDA_VISIBLE_DEVICES="",
-        OMP_NUM_THREADS="1",
-    )
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [
-        *([str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]),
-        *("--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port())),
-        *(str(tmp / "child.py"), json.dumps(settings), str(out)),
-    ]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    out = torchrun_script(tmp, "child.py", CHILD, [json.dumps(settings)], 2)
     return [json.loads((out / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(2)]
 
 
