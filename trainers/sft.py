@@ -41,7 +41,7 @@ from swerepair.trainers.metrics import MetricsLogger, _no_data, read_metrics
 from swerepair.trainers.model import PolicyModel, build_policy_model
 from swerepair.trainers.startup import check_model, check_output_dir
 
-__all__ = ["Example", "SFTSettings", "SFTTrainer", "chat_example", "load_episode_examples"]
+__all__ = ["BaseStates", "Example", "SFTSettings", "SFTTrainer", "chat_example", "load_episode_examples"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ class SFTSettings:
         epochs: passes over the episodes.
         batch_size: examples per optimizer step.
         max_tokens: longer examples are cut to their first `max_tokens` tokens.
+        base_cache_bytes: memory for the base model's hidden states at the trained positions,
+            kept from an example's first pass so that later epochs skip the base's forward
+            (`BaseStates`; about hidden size x 4 bytes per trained token); 0: recompute always.
     """
 
     episodes: tuple[str, ...]
@@ -70,6 +73,7 @@ class SFTSettings:
     epochs: int = 2
     batch_size: int = 4
     max_tokens: int = 4096
+    base_cache_bytes: int = 1 << 30
 
     def validate(self) -> None:
         if not self.episodes:
@@ -78,6 +82,8 @@ class SFTSettings:
             raise ConfigError(f"replay_ratio must be in [0, 1), got {self.replay_ratio}")
         if self.kl_coef < 0 or self.epochs < 1 or self.batch_size < 1 or self.max_tokens < 2:
             raise ConfigError("kl_coef must be >= 0, epochs and batch_size >= 1, max_tokens >= 2")
+        if self.base_cache_bytes < 0:
+            raise ConfigError(f"base_cache_bytes must be >= 0, got {self.base_cache_bytes}")
 
 
 @dataclass(frozen=True)
@@ -146,10 +152,50 @@ def _chunk_terms(h: Tensor, h_base: Tensor, weight: Tensor, y: Tensor) -> tuple[
     return ce, kl
 
 
+class BaseStates:
+    """The frozen base model's last hidden states at each example's trained positions, kept
+    from the first time an example is seen so that later epochs skip the base model's forward
+    (the base never changes during SFT: it is the model with the adapter disabled).
+
+    `budget_bytes` bounds what is kept (float32, hidden size per trained token); past it, an
+    example's states are computed each time as before. The states of an example do not depend
+    on the other rows of its micro-batch (right padding, causal attention), so a cached row
+    equals a recomputed one up to float rounding.
+    """
+
+    def __init__(self, budget_bytes: int = 1 << 30) -> None:
+        self.budget = budget_bytes
+        self.used = 0
+        self.states: dict[Example, Tensor] = {}
+        self.hits = self.misses = 0
+
+    def get(self, examples: Sequence[Example]) -> Tensor | None:
+        """The states of every row of `examples` concatenated in row order, or None if any is missing."""
+        found = [self.states.get(e) for e in examples]
+        if any(h is None for h in found):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return torch.cat([h for h in found if h is not None])
+
+    def put(self, examples: Sequence[Example], states: Tensor, counts: Sequence[int]) -> None:
+        """Keep each row's part of `states` (`counts`: trained positions per row) within the budget."""
+        for e, h in zip(examples, torch.split(states, list(counts)), strict=True):
+            size = h.numel() * h.element_size()
+            if e not in self.states and self.used + size <= self.budget:
+                self.states[e] = h.detach().clone()
+                self.used += size
+
+
 def sft_terms(
-    pm: PolicyModel, examples: Sequence[Example], pad_id: int, chunk: int = 256
+    pm: PolicyModel,
+    examples: Sequence[Example],
+    pad_id: int,
+    chunk: int = 256,
+    base_states: BaseStates | None = None,
 ) -> tuple[Tensor, Tensor, int]:
-    """Summed CE and KL over the trained positions of `examples` (one forward), and their count."""
+    """Summed CE and KL over the trained positions of `examples` (one forward of the student,
+    one of the base unless `base_states` holds every row's), and their count."""
     length = max(len(e.tokens) for e in examples)
     ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
     attn = torch.zeros((len(examples), length), dtype=torch.long)
@@ -161,8 +207,12 @@ def sft_terms(
     ids, attn, mask = ids.to(pm.device), attn.to(pm.device), mask.to(pm.device)
     keep = mask[:, 1:].bool()  # hidden at t predicts token t + 1
     targets = ids[:, 1:][keep]
-    with torch.no_grad(), pm.reference_policy():
-        h_base = pm.hidden_states(ids, attn)[:, :-1][keep]
+    h_base = base_states.get(examples) if base_states is not None else None
+    if h_base is None:
+        with torch.no_grad(), pm.reference_policy():
+            h_base = pm.hidden_states(ids, attn)[:, :-1][keep]
+        if base_states is not None:
+            base_states.put(examples, h_base, keep.sum(dim=1).tolist())
     h = pm.hidden_states(ids, attn)[:, :-1][keep]
     ce = torch.zeros((), device=pm.device)
     kl = torch.zeros((), device=pm.device)
@@ -202,6 +252,7 @@ class SFTTrainer:
             tokenizer = self.pm.tokenizer
             self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
             self.replay = self._load_replay()
+            self.base_states = BaseStates(settings.base_cache_bytes) if settings.base_cache_bytes else None
         except BaseException as exc:
             # why, in train.log only (the caller prints one line); what the start wrote but the log goes
             info = (type(exc), exc, exc.__traceback__)
@@ -278,7 +329,7 @@ class SFTTrainer:
         ce = kl = 0.0
         tokens = 0
         for micro in self._micro(examples):
-            c, k, n = sft_terms(self.pm, micro, self.pad_id)
+            c, k, n = sft_terms(self.pm, micro, self.pad_id, base_states=self.base_states)
             ce, kl, tokens = ce + float(c), kl + float(k), tokens + n
         return {"ce": ce / max(tokens, 1), "kl": kl / max(tokens, 1), "tokens": float(tokens)}
 
@@ -290,7 +341,7 @@ class SFTTrainer:
         ce_sum = kl_sum = 0.0
         micros = list(self._micro(batch))
         for i, micro in enumerate(micros):
-            ce, kl, _ = sft_terms(self.pm, micro, self.pad_id)
+            ce, kl, _ = sft_terms(self.pm, micro, self.pad_id, base_states=self.base_states)
             loss = (ce + self.settings.kl_coef * kl) / total
             self.pm.backward(loss, last=i == len(micros) - 1)
             ce_sum, kl_sum = ce_sum + float(ce.detach()), kl_sum + float(kl.detach())

@@ -130,6 +130,7 @@ def test_a_command_over_the_limit_is_the_models_error_not_the_sandboxs(sandbox) 
     assert SHELL.fn(sandbox, CTX, {"cmd": just_under}) == "[no output]"
 
 
+@pytest.mark.filterwarnings("ignore::swerepair.envs.sandbox.LocalSandboxWarning")
 def test_a_huge_command_through_the_env_is_an_observation(toy_task: Task) -> None:
     from swerepair.envs import SweRepairEnv
 

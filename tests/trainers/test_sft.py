@@ -85,6 +85,51 @@ def test_sft_lowers_the_loss_on_its_episodes_and_the_kl_term_holds_it_near_the_b
     assert [r["epoch"] for r in records] == [1.0, 2.0, 3.0, 4.0]  # 2 episodes, 2 per step: a step per epoch
 
 
+@needs_bwrap
+def test_kept_base_states_train_as_recomputed_ones(tmp_path: Path, expert_file: Path) -> None:
+    """Later epochs take the base model's states from `BaseStates` instead of a forward: the
+    same losses, KL and adapter as a run that recomputes them, and the base ran once per
+    example."""
+    runs = {}
+    for name, budget in (("kept", 1 << 30), ("recomputed", 0)):
+        trainer = SFTTrainer(
+            sft_config(tmp_path, name, micro_batch_size=2),
+            SFTSettings(episodes=(str(expert_file),), epochs=3, batch_size=2, base_cache_bytes=budget),
+        )
+        calls = []
+        original = trainer.pm.reference_policy
+
+        def counting(original=original, calls=calls):
+            calls.append(1)
+            return original()
+
+        trainer.pm.reference_policy = counting  # type: ignore[method-assign]
+        records = trainer.train()
+        adapter = {k: v.detach().clone() for k, v in trainer.pm.causal_lm.named_parameters() if v.requires_grad}
+        runs[name] = (records, adapter, len(calls), trainer.base_states)
+    kept, kept_adapter, kept_calls, states = runs["kept"]
+    again, again_adapter, again_calls, none = runs["recomputed"]
+    assert none is None and again_calls == 3  # one base forward per step without the cache
+    assert kept_calls == 1 and states.hits == 2 and states.used > 0  # only the first epoch ran the base
+    for a, b in zip(kept, again, strict=True):
+        for key in ("sft/loss", "sft/ce", "sft/kl"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6)
+    assert kept_adapter.keys() == again_adapter.keys()
+    for key, value in kept_adapter.items():
+        torch.testing.assert_close(value, again_adapter[key], rtol=1e-4, atol=1e-6)
+
+
+def test_base_states_stay_within_their_budget() -> None:
+    from swerepair.trainers.sft import BaseStates, Example
+
+    examples = [Example((i, 1, 2), (0, 1, 1)) for i in range(3)]
+    states = BaseStates(budget_bytes=2 * 2 * 4 * 4)  # two examples of 2 positions x 4 floats
+    states.put(examples, torch.ones(6, 4), [2, 2, 2])
+    assert states.used == 64 and set(states.states) == set(examples[:2])
+    assert states.get(examples[:2]) is not None and states.get(examples) is None
+    assert (states.hits, states.misses) == (1, 1)
+
+
 def test_chat_replay_trains_the_assistant_turns_only() -> None:
     from swerepair.agents.inference.chat import ChatRenderer
     from swerepair.agents.inference.models import load_model
