@@ -75,13 +75,10 @@ import stat
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from swerepair.core import ExecResult, SandboxError
 from swerepair.envs.sandbox.base import SANDBOX_UID, SandboxConfig
-from swerepair.envs.sandbox.hostfs import tree_bytes
 from swerepair.envs.sandbox.isolated import DISK_POLL_S, IsolatedSandbox
 from swerepair.envs.sandbox.process import prlimit_prefix, run_process
 from swerepair.envs.sandbox.seccomp import build_filter, filter_fd
@@ -183,28 +180,6 @@ print("SWEREPAIR-SELF-CHECK " + json.dumps(problems))
 _verified: set[tuple[object, ...]] = set()
 
 
-def _bytes_but(root: str, skip: str, stop_at: int | None = None) -> int:
-    """`tree_bytes(root, stop_at)` without the top-level entry `skip` (and what is below it)."""
-    total = 0
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return 0
-    for entry in entries:
-        if entry.name == skip:
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        total += st.st_blocks * 512
-        if stat.S_ISDIR(st.st_mode):
-            total += tree_bytes(Path(entry.path), None if stop_at is None else stop_at - total)
-        if stop_at is not None and total > stop_at:
-            return total
-    return total
-
-
 @functools.lru_cache(maxsize=1)
 def _filter_hex() -> str:
     return build_filter().hex()
@@ -256,9 +231,8 @@ class BubblewrapSandbox(IsolatedSandbox):
                 "--",
             ]
         self._mounts = self._mount_args()
-        #: whether the view binds the workspace's .git read-only (see `_disk_watch`); None: not known yet
+        #: whether the view binds the workspace's .git read-only (see `_disk_skip`); None: not known yet
         self._git_ro: bool | None = None
-        self._base_size_no_git: int | None = None
         #: the workspace directory sessions bind (device, inode); a session runs only while it holds
         self._session_workspace = self._workspace_identity()
         self._session: BwrapSession | None = None
@@ -362,14 +336,11 @@ class BubblewrapSandbox(IsolatedSandbox):
                     raise SandboxError("the sandbox session died twice before a command could start") from None
         return None  # pragma: no cover
 
-    def _disk_watch(self) -> Callable[[], str | None] | None:
-        """`IsolatedSandbox._disk_watch` without walking the workspace's ``.git`` where every
-        command sees it through a read-only bind (this sandbox's view: no command can change
-        what it holds, and the host's tools never write it): the same growth is measured, and a
-        check, which runs after every command, walks a fraction of the tree."""
-        budget = self.config.limits.disk_bytes
-        if not budget:
-            return None
+    def _disk_skip(self) -> tuple[str, ...]:
+        """The workspace's ``.git`` where every command sees it through a read-only bind (this
+        sandbox's view: no command can change what it holds, and the host's tools never write
+        it): the disk check, which runs after every command, measures the same growth walking a
+        fraction of the tree."""
         if self._git_ro is None:
             git = str(self.host_repo / ".git")
             m = self._mounts
@@ -378,24 +349,7 @@ class BubblewrapSandbox(IsolatedSandbox):
                 self._git_ro = bound and stat.S_ISDIR(os.lstat(git).st_mode)
             except OSError:
                 self._git_ro = False
-        if not self._git_ro:
-            return super()._disk_watch()
-        repo = str(self.host_repo)
-        if self._base_size_no_git is None:
-            self._base_size_no_git = _bytes_but(repo, ".git")
-        base_size = self._base_size_no_git
-        next_at = 0.0
-
-        def watch() -> str | None:
-            nonlocal next_at
-            now = time.monotonic()
-            if now < next_at:
-                return None
-            used = _bytes_but(repo, ".git", stop_at=base_size + budget) - base_size
-            next_at = now + 10 * (time.monotonic() - now)
-            return f"the workspace grew past its disk budget of {budget} bytes" if used > budget else None
-
-        return watch
+        return (".git",) if self._git_ro else ()
 
     def _workspace_identity(self) -> tuple[int, int] | None:
         """(device, inode) of the host directory bound at the workspace; None if it is gone."""

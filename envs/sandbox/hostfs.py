@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path
 
 __all__ = ["MAX_FILE_BYTES", "chown_tree", "read_regular", "resolve_inside", "tree_bytes", "write_regular"]
@@ -170,17 +171,22 @@ def chown_tree(root: Path, owner: tuple[int, int], skip: tuple[str, ...] = (".gi
                     os.lchown(os.path.join(dirpath, name), *owner)
 
 
-def tree_bytes(root: Path, stop_at: int | None = None) -> int:
-    """Disk space (allocated blocks) used below `root`, symlinks not followed; stops counting
-    once `stop_at` is passed."""
+def tree_bytes(root: Path, stop_at: int | None = None, skip: Collection[str] = ()) -> int:
+    """Disk space (allocated blocks) used below `root`, symlinks not followed, leaving out the
+    entries of `root` itself named in `skip` (and all below them); stops counting once
+    `stop_at` is passed."""
     total = 0
-    stack = [str(root)]
+    top = str(root)
+    stack = [top]
     while stack:
+        path = stack.pop()
         try:
-            entries = list(os.scandir(stack.pop()))
+            entries = list(os.scandir(path))
         except OSError:
             continue
         for entry in entries:
+            if skip and path == top and entry.name in skip:
+                continue
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:

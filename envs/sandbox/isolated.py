@@ -66,6 +66,11 @@ class IsolatedSandbox(WorkspaceSandbox):
         script = f'for f in {joins}; do echo $$ > "$f" || exit 125; done; exec "$@"'
         return ["/bin/sh", "-c", script, "sh", *argv]
 
+    def _disk_skip(self) -> tuple[str, ...]:
+        """Top-level entries of the workspace the disk budget's walk leaves out: those no
+        command can change (none here; a sandbox whose view binds some read-only says which)."""
+        return ()
+
     def _disk_watch(self) -> Callable[[], str | None] | None:
         """A check of the workspace's growth against the disk budget, cheap enough to call every
         `DISK_POLL_S`: it skips calls while the last measurement's cost says it is too soon (a
@@ -73,8 +78,9 @@ class IsolatedSandbox(WorkspaceSandbox):
         budget = self.config.limits.disk_bytes
         if not budget:
             return None
+        skip = self._disk_skip()
         if self._base_size is None:
-            self._base_size = tree_bytes(self.host_repo)
+            self._base_size = tree_bytes(self.host_repo, skip=skip)
         repo, base_size = self.host_repo, self._base_size
         next_at = 0.0
 
@@ -83,7 +89,7 @@ class IsolatedSandbox(WorkspaceSandbox):
             now = time.monotonic()
             if now < next_at:
                 return None
-            used = tree_bytes(repo, stop_at=base_size + budget) - base_size
+            used = tree_bytes(repo, stop_at=base_size + budget, skip=skip) - base_size
             next_at = now + 10 * (time.monotonic() - now)
             return f"the workspace grew past its disk budget of {budget} bytes" if used > budget else None
 
