@@ -157,6 +157,15 @@ def tiny_run_config(root: Path, name: str = "run", **changes: Any) -> Any:
     return load_config(overrides={**TINY_RUN, "output_dir": str(root / name), **changes})
 
 
+def get_json(url: str) -> Any:
+    """The JSON body of a GET of `url` (a test server's status endpoint)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.loads(response.read())
+
+
 def token_reward(ep: Any, task: Any) -> float:
     """A reward with variance within a group: a hash of the ids the model generated, in [0, 1).
 

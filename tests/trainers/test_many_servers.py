@@ -10,7 +10,6 @@ import contextlib
 import json
 import multiprocessing as mp
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from helpers import _serve_tiny_model, token_reward  # noqa: E402
+from helpers import _serve_tiny_model, get_json, tiny_run_config, token_reward  # noqa: E402
 
 pytestmark = pytest.mark.slow  # two servers and a trainer start: about a minute on 2 cores
 
@@ -42,42 +41,17 @@ def server() -> Iterator[tuple[str, Any]]:
             proc.kill()
 
 
-def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=60) as response:
-        return json.loads(response.read())
-
-
 def _episodes(run_dir: Path, step: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / f"episodes/step-{step:06d}.jsonl").open()]
 
 
 def test_a_server_killed_mid_step_is_removed_and_its_episodes_fail(tmp_path: Path) -> None:
-    from swerepair.trainers.config import load_config
     from swerepair.trainers.grpo import GRPOTrainer
 
     with server() as (a, _), server() as (b, b_proc):
-        config = load_config(
-            overrides=dict(
-                model="tiny-qwen3",
-                device="cpu",
-                output_dir=str(tmp_path / "run"),
-                servers=[a, b],
-                weight_bucket_mb=1,
-                group_size=2,
-                tasks_per_step=2,
-                max_tool_calls=2,
-                max_new_tokens=12,
-                lr=1e-2,
-                lora_layers="all",
-                micro_batch_size=2,
-                env_workers=2,
-                progress=False,
-                tensorboard=False,
-                max_steps=2,
-            )
-        )
+        config = tiny_run_config(tmp_path, servers=[a, b], weight_bucket_mb=1, max_tool_calls=2)
         with GRPOTrainer(config, episode_reward=token_reward) as trainer:
-            assert _get(f"{a}/weights/status")["version"] == 0 and _get(f"{b}/weights/status")["version"] == 0
+            assert get_json(f"{a}/weights/status")["version"] == 0 and get_json(f"{b}/weights/status")["version"] == 0
             generate, calls = trainer.backend.generate, []
 
             def generate_while_b_dies(prompts: Any) -> Any:
@@ -113,5 +87,5 @@ def test_a_server_killed_mid_step_is_removed_and_its_episodes_fail(tmp_path: Pat
             assert {s for r in rows for s in r["info"]["policy_servers"]} == {a}
             assert {v for r in rows for v in r["info"]["policy_versions"]} == {1}
             assert trainer.backend.requests[b] == 2  # nothing more was sent to b
-            status = _get(f"{a}/weights/status")
+            status = get_json(f"{a}/weights/status")
             assert status["version"] == 2 and status["error"] is None

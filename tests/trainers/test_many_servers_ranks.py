@@ -6,7 +6,6 @@ the push before its next rollouts, and the turns' versions are the same on both 
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 
-from helpers import TINY_RUN, tiny_model_server, torchrun_script  # noqa: E402
+from helpers import TINY_RUN, get_json, tiny_model_server, torchrun_script  # noqa: E402
 
 #: One rank: trains the steps, saves what it played (per step: instance, servers, versions of
 #: each episode), its requests per server and the versions it believes the servers serve.
@@ -61,11 +60,6 @@ with GRPOTrainer(load_config(overrides=settings), episode_reward=token_reward) a
 """
 
 
-def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=60) as response:
-        return json.loads(response.read())
-
-
 def _launch(tmp: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
     out = torchrun_script(tmp, "child.py", CHILD, [json.dumps(settings)], 2)
     return [json.loads((out / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(2)]
@@ -87,7 +81,7 @@ def test_two_ranks_generate_on_two_servers(tmp_path: Path) -> None:
             "dtype": "float32",
         }
         r0, r1 = _launch(tmp_path, settings)
-        status = {url: _get(f"{url}/weights/status") for url in (a, b)}
+        status = {url: get_json(f"{url}/weights/status") for url in (a, b)}
 
     assert (r0["rank"], r1["rank"], r0["pusher"], r1["pusher"]) == (0, 1, True, False)  # rank 0 alone pushes
     assert status[a]["version"] == status[b]["version"] == 2 and status[a]["error"] is status[b]["error"] is None
