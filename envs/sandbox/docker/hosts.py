@@ -448,22 +448,22 @@ class MultiHostPool:
         """`HostBalancer.hosts`: each host's cap, use, sandboxes served and state."""
         return self.balancer.hosts()
 
-    def warm(self) -> dict[str, int]:
-        """Warm containers per image, all hosts together."""
+    def _summed(self, figures: Callable[[WarmPool], Mapping[str, Any]]) -> Counter[str]:
+        """`figures` of every host's pool, added key by key."""
         total: Counter[str] = Counter()
         with self._lock:
             pools = list(self._pools.values())
         for pool in pools:
-            total.update(pool.warm())
-        return dict(total)
+            total.update(figures(pool))
+        return total
+
+    def warm(self) -> dict[str, int]:
+        """Warm containers per image, all hosts together."""
+        return dict(self._summed(lambda pool: pool.warm()))
 
     def stats(self) -> dict[str, float]:
         """The hosts' `WarmPool.stats` summed, with ``docker/hosts`` and ``docker/hosts_live``."""
-        total: Counter[str] = Counter()
-        with self._lock:
-            pools = list(self._pools.values())
-        for pool in pools:
-            total.update(pool.stats())
+        total = self._summed(lambda pool: pool.stats())
         hosts = self.balancer.hosts()
         total["docker/hosts"] = len(hosts)
         total["docker/hosts_live"] = sum(1 for h in hosts if h["live"])
