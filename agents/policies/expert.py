@@ -8,7 +8,10 @@ Each episode, through the nano-agent's own tools:
    ``grep -n`` in the file), with a sentence of intent;
 2. **read it**: the lines around each hunk (``sed -n 'a,bp'``, ``nl -ba | sed -n``, or
    ``head``/``tail``);
-3. **apply the fix** with ``apply_patch``, one search/replace per hunk;
+3. **apply the fix** with ``apply_patch``: given the files' text, one search/replace per changed
+   block whose search is the block's old lines and the fewest neighbours that make it unique in
+   the file (sometimes one line more), as a careful agent writes it; else one per hunk, with the
+   diff's context lines;
 4. **run the tests** of the file the failing test lives in (``python -m pytest -q`` with a short
    traceback: ``--tb=line`` or ``--tb=short``, sometimes ``-x``), or the
    whole suite when the test file is new in the test patch (the agent does not have it);
@@ -26,13 +29,13 @@ from __future__ import annotations
 import random
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from swerepair.agents.inference.chat import ChatRenderer
 from swerepair.agents.policies.base import AssistantTurn, Message
 from swerepair.agents.policies.episode import EpisodeBuilder
-from swerepair.agents.policies.scripted import hermes_call, patch_to_edits
+from swerepair.agents.policies.scripted import hermes_call, minimal_edits, patch_to_edits
 from swerepair.rewards.patch import parse_patch
 
 __all__ = ["ExpertPolicy", "expert_turns"]
@@ -136,12 +139,16 @@ def _test_file(task: Any) -> str | None:
     return path
 
 
-def expert_turns(task: Any, seed: int = 0) -> list[str]:
+def expert_turns(task: Any, seed: int = 0, read: Callable[[str], str | None] | None = None) -> list[str]:
     """The assistant turns (raw text with Hermes tool calls) of one expert episode of `task`
-    (module docstring); `seed` picks the variations. `ValueError` when the gold patch cannot be
-    written with ``apply_patch`` (deleted, renamed or binary files)."""
+    (module docstring); `seed` picks the variations. `read(path)`, a file's text at the task's
+    base commit (None where unknown), lets the edits search for the smallest unique text
+    (`minimal_edits`); without it they search for each hunk's lines. `ValueError` when the gold
+    patch cannot be written with ``apply_patch`` (deleted, renamed or binary files)."""
     rng = random.Random(f"{task.instance_id}:{seed}")
     edits = patch_to_edits(task.patch)
+    if read is not None:
+        edits = minimal_edits(task.patch, read, context=rng.choice((0, 0, 1)))
     turns: list[str] = []
     found = _term(task.patch)
     if found is not None:

@@ -14,6 +14,7 @@ pytest.importorskip("transformers")
 
 from swerepair.agents.policies.expert import ExpertPolicy, expert_turns
 from swerepair.agents.policies.scripted import ScriptedPolicy
+from swerepair.cli import _base_reader
 from swerepair.envs.env import SweRepairEnv
 from swerepair.envs.rollout import run_episodes
 
@@ -31,7 +32,9 @@ def test_scripts_vary_with_the_seed_and_never_name_the_tests_patch(bundled: list
     assert expert_turns(task, 3) == expert_turns(task, 3)  # deterministic per seed
 
 
-def record(tasks: list[Any], seed: int = 0) -> list[Any]:
+def record(tasks: list[Any], seed: int = 0, minimal: bool = True) -> list[Any]:
+    """Expert episodes of `tasks`; `minimal`: edits with the smallest unique searches (the
+    files read from the task's checkout, as ``swerepair expert`` does), else whole hunks."""
     from swerepair.agents.inference.chat import ChatRenderer
     from swerepair.agents.inference.models import load_model
     from swerepair.agents.scaffold import nano_agent
@@ -39,7 +42,8 @@ def record(tasks: list[Any], seed: int = 0) -> list[Any]:
     _, tokenizer = load_model("tiny-qwen3")
     scaffold = nano_agent()
     policy = ExpertPolicy(
-        ChatRenderer(tokenizer, scaffold.tool_schemas()), {t.problem_statement: expert_turns(t, seed) for t in tasks}
+        ChatRenderer(tokenizer, scaffold.tool_schemas()),
+        {t.problem_statement: expert_turns(t, seed, _base_reader(t) if minimal else None) for t in tasks},
     )
 
     def make_env() -> SweRepairEnv:
@@ -59,6 +63,15 @@ def check_exact(ep: Any) -> None:
 def test_an_expert_episode_is_token_exact_and_solves_its_task(bundled: list[Any]) -> None:
     (ep,) = record(bundled[:1])
     check_exact(ep)
+    (whole_hunks,) = record(bundled[:1], minimal=False)
+    check_exact(whole_hunks)
+
+    def edit_searches(e: Any) -> list[str]:
+        calls = [c for m in e.messages if m["role"] == "assistant" for c in m.get("tool_calls") or ()]
+        args = [json.loads(c["function"]["arguments"]) for c in calls if c["function"]["name"] == "apply_patch"]
+        return [a["search"] for a in args]
+
+    assert sum(map(len, edit_searches(ep))) < sum(map(len, edit_searches(whole_hunks)))
 
 
 @pytest.mark.slow
@@ -71,7 +84,8 @@ def test_expert_episodes_solve_every_bundled_task_and_replay(bundled: list[Any])
     # the recorded turns, replayed as text in a fresh env, solve the task again
     for ep in episodes[:5]:
         turns = [m["content"] for m in ep.messages if m["role"] == "assistant"]
-        raw = expert_turns(next(b for b in bundled if b.instance_id == ep.instance_id), 1)
+        task = next(b for b in bundled if b.instance_id == ep.instance_id)
+        raw = expert_turns(task, 1, _base_reader(task))
         assert len(turns) == len(raw)
         env = SweRepairEnv(tasks="bundled", sandbox="auto", reward="tests_pass")
         (again,) = run_episodes(lambda env=env: env, ScriptedPolicy(raw), [ep.instance_id])
