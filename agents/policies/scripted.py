@@ -72,6 +72,12 @@ def _apply_once(text: str, search: str, replace: str) -> str | None:
     return text.replace(search, replace, 1)
 
 
+def _unique(text: str, lines: list[str]) -> bool:
+    """`lines`, joined, are a search `apply_patch` takes in `text`: not blank, found exactly once."""
+    search = "".join(lines)
+    return bool(search.strip()) and text.count(search) == 1
+
+
 def _minimal_file_edits(path: str, old: str, new: str, context: int) -> list[dict[str, str]]:
     """Edits turning `old` into `new`, one per changed block, each searching for the block's old
     lines widened by context lines (one above, then one below, and so on) until the search occurs
@@ -84,13 +90,8 @@ def _minimal_file_edits(path: str, old: str, new: str, context: int) -> list[dic
     for _, a, b, j1, j2 in reversed(ops):
         text = "".join(cur)
         lo, hi, extra, above = a, b, context, True
-
-        def unique(lo: int, hi: int) -> bool:
-            search = "".join(cur[lo:hi])
-            return bool(search.strip()) and text.count(search) == 1
-
-        while not unique(lo, hi) or extra > 0:
-            if unique(lo, hi):
+        while not _unique(text, cur[lo:hi]) or extra > 0:
+            if _unique(text, cur[lo:hi]):
                 extra -= 1
             if lo == 0 and hi == len(cur):
                 break
