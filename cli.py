@@ -821,6 +821,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         replay=args.replay,
         grpo_steps=args.grpo_steps,
         group_size=args.group_size,
+        tasks_per_step=args.tasks_per_step,
         grpo_lr=args.grpo_lr,
         beta=args.beta,
         reward=args.reward,
@@ -1154,6 +1155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", default=None)
     p.add_argument("--grpo-steps", type=int, default=4)
     p.add_argument("--group-size", type=int, default=4)
+    p.add_argument(
+        "--tasks-per-step", type=int, default=0, help="GRPO tasks per step (0: every training task, each step)"
+    )
     p.add_argument("--grpo-lr", type=float, default=1e-4)
     p.add_argument("--beta", type=float, default=0.02)
     p.add_argument(

@@ -48,6 +48,10 @@ class PipelineSettings:
             seeded hash of each id so that the cap spans the task set's repositories.
         expert_episodes: expert episodes per training task.
         sft_epochs / sft_lr / sft_lora_layers / kl_coef / replay: the SFT stage.
+        tasks_per_step: GRPO tasks per step; 0 (the default) plays every training task at
+            every step, so that each step's mean reward is over the same tasks and the
+            learning curve compares like with like (a random draw of a few tasks per step
+            mixes the policy's progress with the tasks' difficulty).
         grpo_steps / group_size / grpo_lr / beta / reward: the GRPO stage. The reward is the
             thesis preset's patch-similarity reward: a small model's first edits rarely pass
             the tests, so under ``tests_pass`` every group is all zeros and nothing is learned,
@@ -71,6 +75,7 @@ class PipelineSettings:
     replay: str | None = None
     grpo_steps: int = 4
     group_size: int = 4
+    tasks_per_step: int = 0
     grpo_lr: float = 1e-4
     beta: float = 0.02
     reward: str = "functional_similarity"
@@ -199,7 +204,8 @@ def run_pipeline(run: str | Path, settings: PipelineSettings, task_ids: Sequence
         "grpo",
         ["train", "--preset", "cpu-demo", "--model", s.model, "--init-adapter", str(sft_dir), "--output-dir",
          str(grpo_dir), "--overwrite", "true", "--tasks", s.tasks, "--task-ids", ",".join(train),
-         "--max-steps", str(s.grpo_steps), "--group-size", str(s.group_size), "--lr", str(s.grpo_lr),
+         "--max-steps", str(s.grpo_steps), "--group-size", str(s.group_size),
+         "--tasks-per-step", str(s.tasks_per_step or len(train)), "--lr", str(s.grpo_lr),
          "--beta", str(s.beta), "--reward", s.reward, "--shaping", "none", "--max-tool-calls", str(s.max_tool_calls),
          "--max-new-tokens", str(s.max_new_tokens), "--max-context-tokens", str(s.max_context_tokens),
          "--seed", str(s.seed), "--progress", "false", "--tensorboard", "false", *s.extra_train_args],

@@ -46,6 +46,9 @@ def test_sft_then_grpo_then_eval_end_to_end(tmp_path: Path) -> None:
     expert = [json.loads(line) for line in (run / "expert.jsonl").read_text().splitlines()]
     assert len(expert) == 2 and all(e["reward"] == 1.0 for e in expert)
     assert (run / "sft" / "learning_curve.png").is_file() and (run / "grpo" / "learning_curve.png").is_file()
+    # every GRPO step plays every training task (a like-for-like learning curve)
+    steps = [json.loads(line) for line in (run / "grpo" / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert steps and all(m["groups/count"] == 2 for m in steps if "groups/count" in m)
     for stage in ("base", "sft", "grpo"):
         for split in ("train", "heldout"):
             assert (run / "eval" / f"{stage}-{split}" / "predictions.jsonl").is_file()
