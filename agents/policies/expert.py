@@ -4,8 +4,9 @@ format and a sensible workflow.
 
 Each episode, through the nano-agent's own tools:
 
-1. **find the place**: a search for a name the fix touches (``grep -rn``, ``git grep -n`` or
-   ``grep -n`` in the file), with a sentence of intent;
+1. **find the place**: a search for the definition the fix is in (``def name``), else a name
+   it touches (``grep -rn`` or ``git grep -n``, their first 20 lines, or ``grep -n`` in the
+   file), with a sentence of intent;
 2. **read it**: the lines around each hunk (``sed -n 'a,bp'``, ``nl -ba | sed -n``, or
    ``head``/``tail``);
 3. **apply the fix** with ``apply_patch``: given the files' text, one search/replace per changed
@@ -108,15 +109,16 @@ _KEYWORDS = frozenset(
 
 
 def _term(patch: str) -> tuple[str, str] | None:
-    """A name the fix touches and its file: a function from a hunk header, else an identifier of
-    a changed line."""
+    """What to search for and the file it is in: the definition the fix is in (``def name`` or
+    ``class Name``, from a hunk header: few matches, so a short tool output), else an
+    identifier of a changed line."""
     for fp in parse_patch(patch):
         if fp.status != "modified" or not fp.path.endswith(".py"):
             continue
         for hunk in fp.hunks:
-            header = re.search(r"(?:def|class)\s+(\w+)", hunk.section or "")
+            header = re.search(r"(?:def|class)\s+\w+", hunk.section or "")
             if header:
-                return header.group(1), fp.path
+                return header.group(0), fp.path
             for line in hunk.lines:
                 if line[:1] in "-+":
                     for word in _IDENT.findall(line[1:]):
@@ -153,14 +155,16 @@ def expert_turns(task: Any, seed: int = 0, read: Callable[[str], str | None] | N
     found = _term(task.patch)
     if found is not None:
         term, path = found
+        # at most 20 lines of matches: a common name's every use is most of an episode's tokens
         command = rng.choice(
             (
-                f"grep -rn {shlex.quote(term)} --include=*.py .",
-                f"git grep -n {shlex.quote(term)}",
+                f"grep -rn {shlex.quote(term)} --include=*.py . | head -n 20",
+                f"git grep -n {shlex.quote(term)} | head -n 20",
                 f"grep -n {shlex.quote(term)} {shlex.quote(path)}",
             )
         )
-        turns.append(f"{rng.choice(_SEARCH_INTENT).format(term=term)}\n{hermes_call('shell', {'cmd': command})}")
+        intent = rng.choice(_SEARCH_INTENT).format(term=term.split()[-1])
+        turns.append(f"{intent}\n{hermes_call('shell', {'cmd': command})}")
     tests = _test_file(task)
     # concise reports: a failure's location and message, not its whole traceback (the tool
     # output is most of an episode's tokens otherwise, and the model's context is small)
