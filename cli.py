@@ -823,6 +823,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         group_size=args.group_size,
         tasks_per_step=args.tasks_per_step,
         grpo_lr=args.grpo_lr,
+        grpo_temperature=args.grpo_temperature,
         beta=args.beta,
         reward=args.reward,
         max_tool_calls=args.max_tool_calls,
@@ -1159,6 +1160,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--tasks-per-step", type=int, default=0, help="GRPO tasks per step (0: every training task, each step)"
     )
     p.add_argument("--grpo-lr", type=float, default=1e-4)
+    p.add_argument(
+        "--grpo-temperature", type=float, default=1.0, help="sampling temperature of the GRPO stage's rollouts"
+    )
     p.add_argument("--beta", type=float, default=0.02)
     p.add_argument(
         "--reward",

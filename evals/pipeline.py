@@ -52,6 +52,10 @@ class PipelineSettings:
             every step, so that each step's mean reward is over the same tasks and the
             learning curve compares like with like (a random draw of a few tasks per step
             mixes the policy's progress with the tasks' difficulty).
+        grpo_temperature: the GRPO rollouts' sampling temperature (the loss uses the same one).
+            A small model that has just learned a multi-step workflow strays from it at 1.0
+            more often than it finishes it; a lower temperature keeps the groups near what it
+            learned, where some episodes succeed and some do not.
         grpo_steps / group_size / grpo_lr / beta / reward: the GRPO stage. The reward is the
             thesis preset's patch-similarity reward: a small model's first edits rarely pass
             the tests, so under ``tests_pass`` every group is all zeros and nothing is learned,
@@ -77,6 +81,7 @@ class PipelineSettings:
     group_size: int = 4
     tasks_per_step: int = 0
     grpo_lr: float = 1e-4
+    grpo_temperature: float = 1.0
     beta: float = 0.02
     reward: str = "functional_similarity"
     max_tool_calls: int = 10
@@ -206,6 +211,7 @@ def run_pipeline(run: str | Path, settings: PipelineSettings, task_ids: Sequence
          str(grpo_dir), "--overwrite", "true", "--tasks", s.tasks, "--task-ids", ",".join(train),
          "--max-steps", str(s.grpo_steps), "--group-size", str(s.group_size),
          "--tasks-per-step", str(s.tasks_per_step or len(train)), "--lr", str(s.grpo_lr),
+         "--temperature", str(s.grpo_temperature),
          "--beta", str(s.beta), "--reward", s.reward, "--shaping", "none", "--max-tool-calls", str(s.max_tool_calls),
          "--max-new-tokens", str(s.max_new_tokens), "--max-context-tokens", str(s.max_context_tokens),
          "--seed", str(s.seed), "--progress", "false", "--tensorboard", "false", *s.extra_train_args],

@@ -34,7 +34,8 @@ def test_sft_then_grpo_then_eval_end_to_end(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "swerepair.cli", "pipeline", "--model", "tiny-qwen3", "--output-dir", str(run),
         "--train-tasks", "2", "--heldout-tasks", "2", "--expert-episodes", "1", "--sft-epochs", "1",
-        "--grpo-steps", "1", "--group-size", "2", "--max-tool-calls", "2", "--max-new-tokens", "16",
+        "--grpo-steps", "1", "--group-size", "2", "--grpo-temperature", "0.9", "--max-tool-calls", "2",
+        "--max-new-tokens", "16",
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
@@ -49,6 +50,7 @@ def test_sft_then_grpo_then_eval_end_to_end(tmp_path: Path) -> None:
     # every GRPO step plays every training task (a like-for-like learning curve)
     steps = [json.loads(line) for line in (run / "grpo" / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert steps and all(m["groups/count"] == 2 for m in steps if "groups/count" in m)
+    assert "temperature: 0.9" in (run / "grpo" / "config.yaml").read_text()
     for stage in ("base", "sft", "grpo"):
         for split in ("train", "heldout"):
             assert (run / "eval" / f"{stage}-{split}" / "predictions.jsonl").is_file()
