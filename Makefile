@@ -42,13 +42,14 @@ $(VLLM_STAMP): pyproject.toml constraints/cpu.txt
 	$(VLLM_VENV)/bin/python -c "import vllm, swerepair.agents.inference.vllm_extension"
 	rm -f $(VLLM_VENV)/.installed-* && touch $@
 
-# The main job: the two-stage recipe with SmolLM2-135M-Instruct on the bundled tasks, on CPU
+# The main job: the two-stage recipe with SmolLM2-135M-Instruct on synthesized bundled tasks, on CPU
 # (docs/pipeline.md): expert episodes, SFT, GRPO over it, each stage evaluated on a training and
 # a held-out split; runs/demo/results.md is the before/after table. Resumable: rerun to go on.
 demo: setup
-	$(BIN)/swerepair pipeline --model smollm2-135m --output-dir runs/demo --train-tasks 6 --heldout-tasks 4 \
-	  --expert-episodes 2 --sft-epochs 4 --sft-lr 2e-3 --sft-lora-layers all --grpo-steps 2 --group-size 4 \
-	  --max-tool-calls 6 --max-new-tokens 128
+	$(BIN)/swerepair pipeline --model smollm2-135m --tasks bundled-synth --output-dir runs/demo \
+	  --train-tasks 2 --heldout-tasks 2 --expert-episodes 3 --sft-epochs 12 --sft-lr 2e-3 --sft-lora-layers all \
+	  --grpo-steps 8 --group-size 4 --grpo-lr 5e-4 --grpo-temperature 0.7 --max-tool-calls 5 --max-new-tokens 128 \
+	  --eval-samples 2
 
 # The GRPO stage alone, as the earlier demo ran it (about 7 minutes): runs/cpu-demo.
 demo-grpo: setup
