@@ -38,7 +38,8 @@ __all__ = ["PipelineSettings", "run_pipeline", "split_tasks"]
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """The recipe's knobs (defaults: the CPU demo on SmolLM2-135M).
+    """The recipe's knobs (the defaults are a starting point for SmolLM2-135M on CPU; `make demo`
+    uses more SFT epochs and fewer tasks, docs/pipeline.md).
 
     Attributes:
         model: the base model.
