@@ -278,7 +278,8 @@ def results_table(run: str | Path) -> dict[str, Any]:
                 lines_c = (
                     f"- {split}: {names[b]} vs {names[a]}: resolved {100 * d['value']:+.1f} points "
                     f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}], McNemar p = {c['mcnemar_p']:.3g} "
-                    f"({c['only_a']} tasks only before, {c['only_b']} only after)"
+                    f"(of {c['pairs']} (task, sample) pairs, {c['only_a']} resolved only before, "
+                    f"{c['only_b']} only after)"
                 )
                 if len(comparisons) == 1:
                     lines.append("")

@@ -54,7 +54,9 @@ def test_sft_then_grpo_then_eval_end_to_end(tmp_path: Path) -> None:
     for stage in ("base", "sft", "grpo"):
         for split in ("train", "heldout"):
             assert (run / "eval" / f"{stage}-{split}" / "predictions.jsonl").is_file()
-    assert "| after SFT + GRPO | heldout |" in (run / "results.md").read_text()
+    table = (run / "results.md").read_text()
+    assert "| after SFT + GRPO | heldout |" in table
+    assert table.count("McNemar p = ") == 4 and "of 2 (task, sample) pairs" in table
     # the merged model serves: it loads as a plain model and generates
     from swerepair.agents.inference.models import load_model
 
