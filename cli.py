@@ -29,7 +29,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 __all__ = ["main"]
@@ -667,6 +666,7 @@ def cmd_expert(args: argparse.Namespace) -> int:
     from swerepair.agents.inference.models import model_path
     from swerepair.agents.policies.expert import ExpertPolicy, expert_turns
     from swerepair.envs.rollout import run_episodes
+    from swerepair.envs.sandbox.workspace import base_file_reader
 
     if args.episodes < 1:
         print(f"swerepair expert: error: --episodes must be at least 1, got {args.episodes}", file=sys.stderr)
@@ -695,7 +695,8 @@ def cmd_expert(args: argparse.Namespace) -> int:
                 if task.problem_statement in scripts:
                     continue  # two tasks with one issue text: the first one's script only
                 try:
-                    scripts[task.problem_statement] = expert_turns(task, seed=args.seed + n, read=_base_reader(task))
+                    read = base_file_reader(task)  # the edits' smallest unique searches need the files
+                    scripts[task.problem_statement] = expert_turns(task, seed=args.seed + n, read=read)
                 except ValueError as exc:
                     skipped += 1
                     print(f"skipped {task.instance_id}: {exc}", file=sys.stderr)
@@ -713,24 +714,6 @@ def cmd_expert(args: argparse.Namespace) -> int:
             )
     print(f"{kept} expert episode(s) of {written} appended to {args.out} ({skipped} task(s) skipped)")
     return 0 if kept else 1
-
-
-def _base_reader(task: Any) -> Callable[[str], str | None] | None:
-    """A task's files at its base commit, read from its cached checkout (None for a task with no
-    local repository, such as a Docker image's)."""
-    from swerepair.envs.sandbox.workspace import prepare_checkout
-
-    if task.repo_source is None:
-        return None
-    root = prepare_checkout(task).resolve()
-
-    def read(path: str) -> str | None:
-        file = (root / path).resolve()
-        if not file.is_relative_to(root) or not file.is_file():
-            return None
-        return file.read_text(encoding="utf-8", errors="surrogateescape")
-
-    return read
 
 
 def cmd_sft(args: argparse.Namespace) -> int:

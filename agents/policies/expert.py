@@ -148,8 +148,9 @@ def expert_turns(task: Any, seed: int = 0, read: Callable[[str], str | None] | N
     (`minimal_edits`); without it they search for each hunk's lines. `ValueError` when the gold
     patch cannot be written with ``apply_patch`` (deleted, renamed or binary files)."""
     rng = random.Random(f"{task.instance_id}:{seed}")
-    edits = patch_to_edits(task.patch)
-    if read is not None:
+    if read is None:
+        edits = patch_to_edits(task.patch)
+    else:
         edits = minimal_edits(task.patch, read, context=rng.choice((0, 0, 1)))
     turns: list[str] = []
     found = _term(task.patch)

@@ -90,8 +90,10 @@ def _minimal_file_edits(path: str, old: str, new: str, context: int) -> list[dic
     for _, a, b, j1, j2 in reversed(ops):
         text = "".join(cur)
         lo, hi, extra, above = a, b, context, True
-        while not _unique(text, cur[lo:hi]) or extra > 0:
+        while True:
             if _unique(text, cur[lo:hi]):
+                if extra == 0:
+                    break
                 extra -= 1
             if lo == 0 and hi == len(cur):
                 break
@@ -125,14 +127,12 @@ def minimal_edits(patch: str, read: Callable[[str], str | None], context: int = 
     edits: list[dict[str, str]] = []
     for fp in parse_patch(patch):
         per_hunk = _file_edits(fp)
-        old = read(fp.path) if fp.status == "modified" else None
-        new = old
-        for edit in per_hunk if old is not None else ():
-            new = _apply_once(new, edit["search"], edit["replace"]) if new is not None else None
-        if old is None or new is None:
-            edits.extend(per_hunk)
-        else:
-            edits.extend(_minimal_file_edits(fp.path, old, new, context))
+        old = new = read(fp.path) if fp.status == "modified" else None
+        for edit in per_hunk:
+            if new is None:
+                break
+            new = _apply_once(new, edit["search"], edit["replace"])
+        edits.extend(per_hunk if old is None or new is None else _minimal_file_edits(fp.path, old, new, context))
     return edits
 
 

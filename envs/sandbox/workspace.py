@@ -22,11 +22,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from swerepair.core import SandboxError, Task, build_once, cache_root
 
-__all__ = ["GIT_ENV", "TaskRepositoryError", "git", "new_workspace", "prepare_checkout"]
+__all__ = ["GIT_ENV", "TaskRepositoryError", "base_file_reader", "git", "new_workspace", "prepare_checkout"]
 
 
 class TaskRepositoryError(ValueError):
@@ -124,6 +125,23 @@ def prepare_checkout(task: Task, cache_dir: Path | None = None) -> Path:
             (tmp / ".git" / leftover).unlink(missing_ok=True)
 
     return build_once(final, fetch, complete=lambda p: (p / ".git").is_dir())
+
+
+def base_file_reader(task: Task) -> Callable[[str], str | None] | None:
+    """``read(path)``: a file of `task` at its base commit, from its cached checkout
+    (`prepare_checkout`); None for a path outside the checkout or not a file. None for a task
+    with no local repository (a Docker image's)."""
+    if task.repo_source is None:
+        return None
+    root = prepare_checkout(task).resolve()
+
+    def read(path: str) -> str | None:
+        file = (root / path).resolve()
+        if not file.is_relative_to(root) or not file.is_file():
+            return None
+        return file.read_text(encoding="utf-8", errors="surrogateescape")
+
+    return read
 
 
 def new_workspace(checkout: Path, parent: str | None = None) -> tuple[Path, Path]:

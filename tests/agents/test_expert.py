@@ -14,9 +14,9 @@ pytest.importorskip("transformers")
 
 from swerepair.agents.policies.expert import ExpertPolicy, expert_turns
 from swerepair.agents.policies.scripted import ScriptedPolicy
-from swerepair.cli import _base_reader
 from swerepair.envs.env import SweRepairEnv
 from swerepair.envs.rollout import run_episodes
+from swerepair.envs.sandbox.workspace import base_file_reader
 
 from helpers import needs_bwrap
 
@@ -43,7 +43,7 @@ def record(tasks: list[Any], seed: int = 0, minimal: bool = True) -> list[Any]:
     scaffold = nano_agent()
     policy = ExpertPolicy(
         ChatRenderer(tokenizer, scaffold.tool_schemas()),
-        {t.problem_statement: expert_turns(t, seed, _base_reader(t) if minimal else None) for t in tasks},
+        {t.problem_statement: expert_turns(t, seed, base_file_reader(t) if minimal else None) for t in tasks},
     )
 
     def make_env() -> SweRepairEnv:
@@ -85,7 +85,7 @@ def test_expert_episodes_solve_every_bundled_task_and_replay(bundled: list[Any])
     for ep in episodes[:5]:
         turns = [m["content"] for m in ep.messages if m["role"] == "assistant"]
         task = next(b for b in bundled if b.instance_id == ep.instance_id)
-        raw = expert_turns(task, 1, _base_reader(task))
+        raw = expert_turns(task, 1, base_file_reader(task))
         assert len(turns) == len(raw)
         env = SweRepairEnv(tasks="bundled", sandbox="auto", reward="tests_pass")
         (again,) = run_episodes(lambda env=env: env, ScriptedPolicy(raw), [ep.instance_id])

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from swerepair.agents.policies.scripted import minimal_edits, patch_to_edits
-from swerepair.cli import _base_reader
+from swerepair.envs.sandbox.workspace import base_file_reader
 from swerepair.envs.tasks import load_tasks
 
 
@@ -72,7 +72,7 @@ def test_unknown_or_mismatched_files_fall_back_to_whole_hunks() -> None:
 
 
 def check_task(task: Any) -> None:
-    read = _base_reader(task)
+    read = base_file_reader(task)
     assert read is not None
     full = patch_to_edits(task.patch)
     for context in (0, 1):
